@@ -1,0 +1,60 @@
+"""Validators with one message format: ``Invalid <name>: <value> (expected ...)``.
+
+Every user-facing check in falab goes through these helpers so that the CLI can print the message as one line and
+exit with code 2 without a traceback.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+
+class FalabInputError(ValueError):
+    """A user mistake: bad config, bad argument or bad data. The message is one line and names the field."""
+
+
+def invalid(name: str, value: Any, expected: str) -> FalabInputError:
+    """Build the uniform error ``Invalid <name>: <value> (expected <expected>)``."""
+    shown = repr(value) if isinstance(value, str) else str(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return FalabInputError(f"Invalid {name}: {shown} (expected {expected})")
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    choices = list(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise invalid(name, value, "one of " + ", ".join(repr(c) for c in choices))
+    return value
+
+
+def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        raise invalid(name, value, "a finite number >= 0" if allow_zero else "a finite number > 0")
+    return float(value)
+
+
+def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (value == 0 and not allow_zero):
+        raise invalid(name, value, "an integer >= 0" if allow_zero else "an integer >= 1")
+    return value
+
+
+def check_finite(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    if not torch.is_tensor(tensor):
+        raise invalid(name, type(tensor).__name__, "a torch.Tensor")
+    if not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise invalid(name, f"{bad} non-finite entries", "finite values (no NaN or inf)")
+    return tensor
+
+
+def check_shape(name: str, tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    if tuple(tensor.shape[-len(shape):]) != tuple(shape) if shape else False:
+        raise invalid(name, f"shape {tuple(tensor.shape)}", f"trailing shape {tuple(shape)}")
+    return tensor

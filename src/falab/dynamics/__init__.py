@@ -1,0 +1,8 @@
+"""How time advances: exact flows (scipy DOP853) and discrete schemes (Euler/GD, SGD), one recording loop each."""
+
+from ._discrete import AbstractScheme, Euler, simulate_discrete
+from ._flow import simulate_flow, vector_field
+from ._problem import Diverged, Measure, Problem, Snapshot, Trajectory
+
+__all__ = ["AbstractScheme", "Euler", "simulate_discrete", "simulate_flow", "vector_field",
+           "Diverged", "Measure", "Problem", "Snapshot", "Trajectory"]

@@ -1,0 +1,136 @@
+"""Discrete training: full-batch Euler/GD and minibatch SGD with per-parameter step sizes.
+
+``theta_{k+1} = theta_k - eta * update(theta_k)`` (claims.md: physical time ``t = eta * k``). The scheme is an object so
+that other integrators of the papers (P003's modified trapezoidal scheme) plug into the same loop.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import final
+
+import torch
+from torch import Tensor
+
+from .._checks import check_positive, check_positive_int, invalid
+from ..models import Params
+from ._problem import Measure, Problem, Snapshot, Trajectory
+
+StepSizes = float | Mapping[str, float]
+
+
+def _step_sizes(lr: StepSizes, params: Params) -> dict[str, float]:
+    if isinstance(lr, Mapping):
+        unknown = sorted(set(lr) - set(params))
+        if unknown:
+            raise invalid("lr", unknown, "step sizes keyed by parameter names " + ", ".join(params))
+        default = lr.get("default")
+        out = {}
+        for k in params:
+            v = lr.get(k, default)
+            if v is None:
+                raise invalid(f"lr[{k!r}]", None, "a step size for every parameter (or a 'default')")
+            out[k] = check_positive(f"lr[{k!r}]", v)
+        return out
+    check_positive("lr", lr)
+    return {k: float(lr) for k in params}
+
+
+class AbstractScheme(abc.ABC):
+    """One step of a discrete dynamics: ``(params, update at params) -> new params``."""
+
+    lr: StepSizes
+
+    @abc.abstractmethod
+    def step(self, problem: Problem, params: Params, update: Params, lrs: Mapping[str, float],
+             batch: tuple[Tensor, Tensor] | None) -> Params: ...
+
+
+@final
+@dataclass(frozen=True)
+class Euler(AbstractScheme):
+    r"""Forward Euler / gradient descent: :math:`\theta_{k+1} = \theta_k - \eta_\theta\,\mathrm{update}(\theta_k)`.
+
+    ``lr`` is one step size or a dict ``{param name: step size}`` (``'default'`` for the rest).
+    """
+
+    lr: StepSizes = 1e-2
+
+    def step(self, problem, params, update, lrs, batch):
+        del problem, batch
+        return {k: (v - lrs[k] * update[k]) if k in update else v for k, v in params.items()}
+
+
+def simulate_discrete(
+    problem: Problem,
+    params0: Params,
+    scheme: AbstractScheme,
+    steps: int,
+    *,
+    record_every: int = 1,
+    record_steps: Sequence[int] | None = None,
+    batch_size: int | None = None,
+    generator: torch.Generator | None = None,
+    measures: Mapping[str, Measure] | None = None,
+    keep_params: bool = True,
+    on_step: Callable[[int, Params, Params, Params], None] | None = None,
+    time_unit: float | None = None,
+) -> Trajectory:
+    """Run ``steps`` steps of ``scheme`` and record at ``record_steps`` (or every ``record_every`` steps, always
+    including 0 and the last step).
+
+    ``batch_size`` switches to minibatch SGD: each step draws ``batch_size`` samples without replacement from the
+    (shared) data with ``generator``; records always use the full data. ``on_step(k, params_k, update_k,
+    params_{k+1})`` sees every step (exact discrete identities are checked there). Physical time is
+    ``t = time_unit * k`` (default: the largest step size). A non-finite loss at a record or non-finite parameters
+    after a step end the run with ``status = 'diverged'``, keeping what was recorded.
+    """
+    check_positive_int("steps", steps, allow_zero=True)
+    check_positive_int("record_every", record_every)
+    params = {k: v.detach().clone() for k, v in params0.items()}
+    lrs = _step_sizes(scheme.lr, params)
+    unit = max(lrs.values()) if time_unit is None else time_unit
+    if record_steps is None:
+        wanted = set(range(0, steps + 1, record_every)) | {steps}
+    else:
+        wanted = {int(s) for s in record_steps}
+        bad = [s for s in wanted if s < 0 or s > steps]
+        if bad:
+            raise invalid("record_steps", sorted(bad)[:5], f"step indices in [0, {steps}]")
+    n_samples = problem.x.shape[-2]
+    if batch_size is not None:
+        check_positive_int("batch_size", batch_size)
+        if batch_size > n_samples:
+            raise invalid("batch_size", batch_size, f"at most the number of samples ({n_samples})")
+        if generator is None:
+            raise invalid("generator", None, "a torch.Generator for minibatch sampling")
+    traj = Trajectory()
+    params = problem.constrain(params)
+    for k in range(steps + 1):
+        snap = Snapshot(t=unit * k, step=k, params=params, problem=problem, lr=lrs)
+        if k in wanted:
+            loss = problem.loss_value(params)
+            if not bool(torch.isfinite(loss).all()):
+                traj.status, traj.message = "diverged", f"non-finite loss at step {k}"
+                return traj
+            traj.record(snap, measures, keep_params)
+        if k == steps:
+            break
+        batch = None
+        if batch_size is None:
+            upd = snap.update
+        else:
+            idx = torch.randperm(n_samples, generator=generator)[:batch_size]
+            xb, yb = problem.x[..., idx, :], problem.y[..., idx, :]
+            batch = (xb, yb)
+            upd = problem.update(params, xb, yb)
+        new = problem.constrain(scheme.step(problem, params, upd, lrs, batch))
+        if on_step is not None:
+            on_step(k, params, upd, new)
+        if not all(bool(torch.isfinite(v).all()) for v in new.values()):
+            traj.status, traj.message = "diverged", f"non-finite parameters after step {k}"
+            return traj
+        params = new
+    return traj

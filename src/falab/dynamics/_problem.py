@@ -1,0 +1,104 @@
+"""A training problem: model + rule + loss + data + the rule's fixed state. Both time-advancement routes use it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..functional import AbstractLoss
+from ..models import AbstractLayeredModel, Params
+from ..rules import AbstractLearningRule, RuleState
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything the vector field ``dtheta/dt = -rule.update(theta)`` depends on besides ``theta``.
+
+    ``x (..., N, n_0)`` and ``y (..., N, n_L)`` may be shared by an ensemble (no leading dimension) or given per
+    member. ``state`` holds the rule's fixed matrices (feedback), with the ensemble's leading dimension.
+    """
+
+    model: AbstractLayeredModel
+    rule: AbstractLearningRule
+    loss: AbstractLoss
+    x: Tensor
+    y: Tensor
+    state: RuleState = field(default_factory=dict)
+
+    def update(self, params: Params, x: Tensor | None = None, y: Tensor | None = None) -> Params:
+        return self.rule.update(self.model, params, self.state, self.x if x is None else x,
+                                self.y if y is None else y, self.loss)
+
+    def constrain(self, params: Params) -> Params:
+        return self.rule.constrain(self.model, params, self.state, self.x, self.y, self.loss)
+
+    def loss_value(self, params: Params) -> Tensor:
+        return self.loss.value(self.model(params, self.x), self.y)
+
+
+@dataclass
+class Snapshot:
+    """The state at a recorded time; measures are pure functions of a snapshot."""
+
+    t: float
+    step: int
+    params: Params
+    problem: Problem
+    lr: Mapping[str, float] | None = None  # step sizes (discrete routes), None for flows
+    _update: Params | None = None
+
+    @property
+    def update(self) -> Params:
+        """The rule's update at these parameters (computed once, on demand)."""
+        if self._update is None:
+            self._update = self.problem.update(self.params)
+        return self._update
+
+
+Measure = Callable[[Snapshot], Tensor]
+
+
+@dataclass
+class Trajectory:
+    """Recorded times, parameters (optional) and measures of one run (all ensemble members at once).
+
+    ``status`` is ``'ok'`` or ``'diverged'`` (then ``message`` says where); everything recorded before the
+    divergence is kept.
+    """
+
+    times: list[float] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    params: list[Params] = field(default_factory=list)
+    metrics: dict[str, list[Tensor]] = field(default_factory=dict)
+    status: str = "ok"
+    message: str = ""
+    events: list[Any] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def record(self, snap: Snapshot, measures: Mapping[str, Measure] | None, keep_params: bool) -> None:
+        self.times.append(float(snap.t))
+        self.steps.append(int(snap.step))
+        if keep_params:
+            self.params.append({k: v.detach().clone() for k, v in snap.params.items()})
+        for name, fn in (measures or {}).items():
+            self.metrics.setdefault(name, []).append(torch.as_tensor(fn(snap)).detach().clone())
+
+    def metric(self, name: str) -> Tensor:
+        """Stacked values of one measure, shape ``(T, ...)``."""
+        return torch.stack(self.metrics[name])
+
+    def param(self, name: str) -> Tensor:
+        """Stacked values of one parameter, shape ``(T, ...)`` (needs ``keep_params=True``)."""
+        return torch.stack([p[name] for p in self.params])
+
+    @property
+    def final(self) -> Params:
+        return self.params[-1]
+
+
+class Diverged(RuntimeError):
+    """Raised by the run layer when a trajectory stopped because the loss became non-finite."""

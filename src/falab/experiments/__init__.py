@@ -1,0 +1,27 @@
+"""Experiments of the four papers (one module per paper) and the claims engine.
+
+Importing this package registers every experiment. Import order is the order of the report.
+"""
+
+# Each paper module registers its experiments on import (order = report order).
+from . import (
+    nn_practice,  # noqa: E402,F401
+    p000_conservation,  # noqa: E402,F401
+    p002_tensor_bias,  # noqa: E402,F401
+    p003_deep_linear_fa,  # noqa: E402,F401
+    p004_low_rank_fa,  # noqa: E402,F401
+)
+from ._catalog import CLAIMS, PAPERS
+from ._registry import (
+    EXPERIMENTS,
+    ClaimResult,
+    Experiment,
+    ExperimentOutput,
+    RunContext,
+    experiments_for,
+    register,
+    within,
+)
+
+__all__ = ["CLAIMS", "PAPERS", "EXPERIMENTS", "ClaimResult", "Experiment", "ExperimentOutput", "RunContext",
+           "experiments_for", "register", "within"]

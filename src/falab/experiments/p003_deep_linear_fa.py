@@ -1,0 +1,1 @@
+"""Registered in a later change; see the issue for this paper."""

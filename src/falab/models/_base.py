@@ -1,0 +1,65 @@
+"""The model contract shared by every family (MLP, deep linear, tensor networks, matrix factorisation).
+
+A model is a frozen description (widths, activations, structure); its parameters are a plain ``dict[str, Tensor]``
+(leading dimensions = ensemble members). Every family presents itself to the learning rules as a *layered* network
+``H_l = A_{l-1} W_l^T + b_l`` through :meth:`layer_weights` / :meth:`layer_biases`, and maps updates of those dense
+weights back to its own parameters with :meth:`pullback` (the adjoint of the parametrisation; identity for an MLP).
+That is how one implementation of each rule serves every family.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from ..functional import AbstractActivation, Trace, forward
+
+Params = dict[str, Tensor]
+
+
+class AbstractLayeredModel(abc.ABC):
+    """A network that the learning rules see as layers ``W_1 .. W_L`` with activations ``phi_1 .. phi_{L-1}``."""
+
+    @property
+    @abc.abstractmethod
+    def n_layers(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def activations(self) -> tuple[AbstractActivation, ...]: ...
+
+    @abc.abstractmethod
+    def layer_weights(self, params: Params) -> list[Tensor]:
+        """Dense ``W_l`` of shape ``(..., n_l, n_{l-1})``, l = 1..L."""
+
+    def layer_biases(self, params: Params) -> list[Tensor | None]:
+        """Biases ``b_l`` of shape ``(..., n_l)`` or ``None``; default: no biases."""
+        return [None] * self.n_layers
+
+    @abc.abstractmethod
+    def pullback(self, params: Params, weight_updates: Sequence[Tensor], bias_updates: Sequence[Tensor | None]) -> Params:
+        """Map updates of the dense layer weights to updates of ``params`` (chain rule: the adjoint of the
+        parametrisation). For exact gradients this is exact; for FA it applies the same linear map to FA's updates."""
+
+    def trace(self, params: Params, x: Tensor) -> Trace:
+        return forward(self.layer_weights(params), self.layer_biases(params), self.activations, x)
+
+    def __call__(self, params: Params, x: Tensor) -> Tensor:
+        return self.trace(params, x).output
+
+    def with_bias(self, params: Params) -> list[bool]:
+        return [b is not None for b in self.layer_biases(params)]
+
+
+def stack_params(members: Sequence[Params]) -> Params:
+    """Stack single-network parameter dicts into one ensemble dict (new leading dimension)."""
+    keys = list(members[0])
+    return {k: torch.stack([m[k] for m in members]) for k in keys}
+
+
+def member(params: Params, k: int) -> Params:
+    """The parameters of ensemble member ``k``."""
+    return {name: t[k] for name, t in params.items()}

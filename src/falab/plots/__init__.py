@@ -1,0 +1,1 @@
+"""Figures: pure functions from arrays to PNG files (matplotlib, Agg backend). Never trains."""
