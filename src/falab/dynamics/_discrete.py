@@ -23,7 +23,7 @@ StepSizes = float | Mapping[str, float]
 
 def _step_sizes(lr: StepSizes, params: Params) -> dict[str, float]:
     if isinstance(lr, Mapping):
-        unknown = sorted(set(lr) - set(params))
+        unknown = sorted(set(lr) - set(params) - {"default"})
         if unknown:
             raise invalid("lr", unknown, "step sizes keyed by parameter names " + ", ".join(params))
         default = lr.get("default")
