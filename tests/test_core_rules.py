@@ -1,0 +1,219 @@
+"""The learning rules (falab.rules): exact equivalences, hand computations, purity, shapes, and a conformance suite.
+
+``RULES_UNDER_TEST`` is the one list every rule joins: adding a line enrols a new rule in the shape, purity and
+"goes in the right direction" tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from falab.dynamics import Euler, Problem, simulate_discrete
+from falab.functional import SquaredLoss
+from falab.models import MLP
+from falab.rules import (
+    AbstractLearningRule,
+    Backprop,
+    CopyOfWeight,
+    DirectFeedbackAlignment,
+    FAStar,
+    FeedbackAlignment,
+    Gaussian,
+    ScaledLikeWeight,
+    Uniform,
+)
+from problems import DT, gen, linear_teacher, randn, random_mlp
+
+RULES_UNDER_TEST: list[Callable[[], AbstractLearningRule]] = [
+    Backprop,
+    FeedbackAlignment,
+    DirectFeedbackAlignment,
+    FAStar,
+]
+RULE_IDS = [r.__name__ for r in RULES_UNDER_TEST]
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.linalg.vector_norm(a - b) / max(float(torch.linalg.vector_norm(b)), 1e-300))
+
+
+def _bias_ok(rule: AbstractLearningRule) -> bool:
+    return not isinstance(rule, FAStar)  # FA* solves its last layer without bias
+
+
+# --------------------------------------------------------------------------------------------- exact equivalences
+@pytest.mark.parametrize("activation", ["relu", "tanh", "identity"])
+@pytest.mark.parametrize("widths", [(4, 6, 3), (4, 6, 5, 3), (3, 5, 6, 4, 2)])
+def test_fa_with_feedback_equal_to_weights_is_backprop(widths, activation) -> None:
+    model, params, x, y = random_mlp(widths, activation, True, seed=len(widths))
+    fb = {f"B{l}": params[f"W{l}"].clone() for l in range(2, len(widths))}
+    state = FeedbackAlignment().init(model, params, generator=gen(0), feedback=fb)
+    loss = SquaredLoss("mean")
+    fa = FeedbackAlignment().update(model, params, state, x, y, loss)
+    bp = Backprop().update(model, params, {}, x, y, loss)
+    for k in bp:  # same kernel, same operands: bitwise equal
+        assert torch.equal(fa[k], bp[k]), k
+
+
+def test_fa_copy_of_weight_starts_as_backprop() -> None:
+    model, params, x, y = random_mlp((4, 6, 5, 3), "relu", False, seed=3)
+    rule = FeedbackAlignment(CopyOfWeight())
+    state = rule.init(model, params, generator=gen(0))
+    fa = rule.update(model, params, state, x, y, SquaredLoss())
+    bp = Backprop().update(model, params, {}, x, y, SquaredLoss())
+    assert all(torch.equal(fa[k], bp[k]) for k in bp)
+    assert all(torch.equal(rule.feedback_used(model, params, state)[l], params[f"W{l}"]) for l in (2, 3))
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "identity"])
+def test_two_layer_dfa_equals_fa(activation) -> None:
+    model, params, x, y = random_mlp((5, 7, 3), activation, True, seed=21, ensemble=2)
+    d1 = randn(2, 3, 7, g=gen(1))
+    dfa_state = DirectFeedbackAlignment().init(model, params, generator=gen(0), feedback={"D1": d1})
+    fa_state = FeedbackAlignment().init(model, params, generator=gen(0), feedback={"B2": d1})
+    dfa = DirectFeedbackAlignment().update(model, params, dfa_state, x, y, SquaredLoss())
+    fa = FeedbackAlignment().update(model, params, fa_state, x, y, SquaredLoss())
+    for k in fa:
+        assert rel_err(dfa[k], fa[k]) <= 1e-15, k
+
+
+def test_dfa_update_of_every_layer_matches_hand_computation() -> None:
+    """Hand DFA with plain matrix products (column convention, claims.md §1.3):
+    delta_L = E (n_L x N), delta_l = phi'(H_l) .* (D_l E), G_l = delta_l A_{l-1}^T, D_l = stored^T."""
+    model, params, x, y = random_mlp((4, 6, 5, 3), "relu", True, seed=31)
+    rule = DirectFeedbackAlignment(Gaussian(0.7))
+    state = rule.init(model, params, generator=gen(2))
+    assert state["D1"].shape == (3, 6) and state["D2"].shape == (3, 5)
+    upd = rule.update(model, params, state, x, y, SquaredLoss("mean"))
+    n = x.shape[0]
+    w1, w2, w3, b1, b2, b3 = (params[k] for k in ("W1", "W2", "W3", "b1", "b2", "b3"))
+    a0 = x.T
+    h1 = w1 @ a0 + b1[:, None]
+    a1 = torch.relu(h1)
+    h2 = w2 @ a1 + b2[:, None]
+    a2 = torch.relu(h2)
+    f = w3 @ a2 + b3[:, None]
+    e = (f - y.T) / n
+    d1, d2 = state["D1"].T, state["D2"].T
+    delta1 = (h1 > 0).to(DT) * (d1 @ e)
+    delta2 = (h2 > 0).to(DT) * (d2 @ e)
+    expected = {"W1": delta1 @ a0.T, "W2": delta2 @ a1.T, "W3": e @ a2.T,
+                "b1": delta1.sum(1), "b2": delta2.sum(1), "b3": e.sum(1)}
+    for k, v in expected.items():
+        assert rel_err(upd[k], v) <= 1e-13, k
+
+
+def test_dfa_copy_of_weight_copies_the_chain_it_replaces() -> None:
+    model, params, _, _ = random_mlp((4, 6, 5, 3), "relu", False, seed=32)
+    state = DirectFeedbackAlignment(CopyOfWeight()).init(model, params, generator=gen(0))
+    assert torch.allclose(state["D2"], params["W3"], atol=0)
+    assert torch.allclose(state["D1"], params["W3"] @ params["W2"], atol=1e-15)
+
+
+@pytest.mark.parametrize("ensemble", [None, 3])
+def test_fa_star_last_layer_is_lstsq_and_its_update_is_zero(ensemble) -> None:
+    model, params, x, y = random_mlp((4, 9, 6, 2), "relu", False, seed=41, n=15, ensemble=ensemble)
+    rule = FAStar()
+    state = rule.init(model, params, generator=gen(3))
+    loss = SquaredLoss("mean")
+    con = rule.constrain(model, params, state, x, y, loss)
+    a = model.trace(con, x).inputs[-1]  # A_{L-1} does not depend on W_L
+    yy = y if y.dim() == a.dim() else y.expand(*a.shape[:-2], *y.shape)
+    # gelsd (SVD) returns the minimum-norm solution also when a ReLU unit is dead (a zero column of A_{L-1}); the
+    # default CPU driver gelsy returned a wrong answer on such a matrix here.
+    ref = torch.linalg.lstsq(a, yy, driver="gelsd").solution.transpose(-1, -2)
+    assert rel_err(con["W3"], ref) <= 1e-10
+    upd = rule.update(model, con, state, x, y, loss)
+    assert torch.count_nonzero(upd["W3"]) == 0
+    fa = FeedbackAlignment().update(model, con, state, x, y, loss)  # lower layers: plain FA at the constrained point
+    for k in ("W1", "W2"):
+        assert torch.equal(upd[k], fa[k])
+    # optimality: the FA/BP gradient of the last layer vanishes at the least-squares solution
+    assert float(torch.linalg.vector_norm(fa["W3"])) <= 1e-10 * float(torch.linalg.vector_norm(fa["W2"]))
+    for k in ("W1", "W2"):
+        assert con[k] is params[k]  # constrain only replaces the slaved layer
+
+
+@pytest.mark.parametrize("kind", [Gaussian(0.5), Uniform(0.5), ScaledLikeWeight()], ids=["gauss", "unif", "scaled"])
+def test_feedback_kinds_have_weight_shapes_and_the_stated_scale(kind) -> None:
+    model = MLP((30, 40, 50, 20), "relu")
+    params = model.init_params(gen(0), ensemble=2)
+    state = FeedbackAlignment(kind).init(model, params, generator=gen(1))
+    assert sorted(state) == ["B2", "B3"]
+    for l in (2, 3):
+        b, w = state[f"B{l}"], params[f"W{l}"]
+        assert b.shape == w.shape and b.dtype == DT
+        if isinstance(kind, Gaussian):
+            assert abs(float(b.std()) - 0.5) < 0.02
+        elif isinstance(kind, Uniform):
+            assert float(b.abs().max()) <= 0.5 and abs(float(b.var()) - 0.25 / 3) < 0.005
+        else:
+            assert torch.allclose(torch.linalg.matrix_norm(b), torch.linalg.matrix_norm(w), rtol=1e-13)
+
+
+def test_init_is_reproducible_from_the_generator() -> None:
+    model, params, _, _ = random_mlp((3, 5, 4, 2), "relu", False, seed=1)
+    a = FeedbackAlignment().init(model, params, generator=gen(9))
+    b = FeedbackAlignment().init(model, params, generator=gen(9))
+    c = FeedbackAlignment().init(model, params, generator=gen(10))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["B2"], c["B2"])
+
+
+# --------------------------------------------------------------------------------------- conformance suite
+def _setup(rule_factory, *, ensemble=None, seed=0, activation="relu"):
+    rule = rule_factory()
+    bias = _bias_ok(rule)
+    model, params, x, y = random_mlp((4, 6, 5, 3), activation, bias, seed=seed, n=10, ensemble=ensemble)
+    state = rule.init(model, params, generator=gen(seed + 1))
+    return rule, model, params, state, x, y
+
+
+@pytest.mark.parametrize("ensemble", [None, 2])
+@pytest.mark.parametrize("rule_factory", RULES_UNDER_TEST, ids=RULE_IDS)
+def test_update_shapes_equal_parameter_shapes(rule_factory, ensemble) -> None:
+    rule, model, params, state, x, y = _setup(rule_factory, ensemble=ensemble)
+    upd = rule.update(model, params, state, x, y, SquaredLoss())
+    assert set(upd) == set(params)
+    for k in params:
+        assert upd[k].shape == params[k].shape and upd[k].dtype == params[k].dtype, k
+        assert torch.isfinite(upd[k]).all()
+
+
+@pytest.mark.parametrize("rule_factory", RULES_UNDER_TEST, ids=RULE_IDS)
+def test_rules_never_write_into_their_inputs(rule_factory) -> None:
+    rule, model, params, state, x, y = _setup(rule_factory, ensemble=2, seed=4)
+    snapshot = [{k: v.clone() for k, v in d.items()} for d in (params, state)] + [x.clone(), y.clone()]
+    loss = SquaredLoss()
+    con = rule.constrain(model, params, state, x, y, loss)
+    upd = rule.update(model, con, state, x, y, loss)
+    rule.feedback_used(model, con, state)
+    rule.init(model, params, generator=gen(5))
+    for before, after in zip(snapshot[:2], (params, state)):
+        assert all(torch.equal(before[k], after[k]) for k in before)
+    assert torch.equal(snapshot[2], x) and torch.equal(snapshot[3], y)
+    # the update owns its memory: writing into it must not reach parameters, state or data
+    for v in upd.values():
+        v.add_(1.0)
+    for before, after in zip(snapshot[:2], (params, state)):
+        assert all(torch.equal(before[k], after[k]) for k in before)
+    assert torch.equal(snapshot[2], x) and torch.equal(snapshot[3], y)
+
+
+@pytest.mark.parametrize("rule_factory", RULES_UNDER_TEST, ids=RULE_IDS)
+def test_every_rule_decreases_the_loss_on_a_linear_teacher(rule_factory) -> None:
+    """'Goes in the right direction': 500 Euler steps on a realisable linear teacher cut the loss by 4x in every one
+    of 4 ensemble members (mean squared loss, eta = 0.02, physical time 10; FA* starts from its constrained loss).
+    Measured here: final/initial ratios 0.002-0.01 (BP, FA, DFA) and 0.01-0.10 (FA*)."""
+    rule = rule_factory()
+    model, params, x, y = linear_teacher(7, (5, 16, 16, 2), n=40, ensemble=4)
+    state = rule.init(model, params, generator=gen(8))
+    problem = Problem(model, rule, SquaredLoss("mean"), x, y, state)
+    traj = simulate_discrete(problem, params, Euler(lr=0.02), 500, record_every=500, measures={
+        "loss": lambda s: s.problem.loss_value(s.params)})
+    loss = traj.metric("loss")
+    assert traj.status == "ok"
+    assert bool((loss[-1] < 0.25 * loss[0]).all()), loss
