@@ -1,0 +1,70 @@
+r"""Backward kernels of 1-D and 2-D convolutions with a feedback kernel in place of the forward kernel.
+
+A convolution ``H = conv(A, W) + b`` is a linear layer with a structured (Toeplitz) weight, so the feedback-alignment
+rule is the one of :func:`falab.functional.linear_backward` written in convolution form (claims.md §1.3):
+
+.. math::
+    S = \mathrm{conv}^T(\delta, F)\ (\text{signal to the input, } F = W \text{ for BP, } B \text{ for FA}),\qquad
+    G_W = \partial\langle \delta, \mathrm{conv}(A, W)\rangle/\partial W,\qquad g_b = \textstyle\sum \delta
+
+Feedback kernels ``F`` are stored with the shape of the forward kernel (``(C_out, C_in/groups, k...)``), the same
+convention as dense layers. The kernels are ``torch.nn.grad.conv{1,2}d_input`` (with ``F``) and
+``torch.nn.grad.conv{1,2}d_weight``; the ``falab.nn`` convolution layers call this function and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+_INPUT = {1: torch.nn.grad.conv1d_input, 2: torch.nn.grad.conv2d_input}
+_WEIGHT = {1: torch.nn.grad.conv1d_weight, 2: torch.nn.grad.conv2d_weight}
+
+
+def conv_feedback_signal(
+    delta: Tensor, feedback: Tensor, input_shape: Sequence[int], *,
+    stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int,
+) -> Tensor:
+    """Signal to the input of a convolution, the transposed convolution of ``delta`` with the feedback kernel.
+
+    With ``feedback = W`` this is the exact input gradient (backprop); with a fixed ``B`` it is FA's signal.
+    ``delta (N, C_out, *out)``, ``feedback (C_out, C_in/groups, *k)`` -> ``input_shape`` ``(N, C_in, *in)``.
+    """
+    dim = delta.dim() - 2
+    return _INPUT[dim](list(input_shape), feedback, delta, stride, padding, dilation, groups)
+
+
+def conv_weight_gradient(
+    delta: Tensor, a_in: Tensor, weight_shape: Sequence[int], *,
+    stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int,
+) -> Tensor:
+    """Local kernel update ``G_W`` (the correlation of ``delta`` with the layer input; sum over samples)."""
+    dim = delta.dim() - 2
+    return _WEIGHT[dim](a_in, list(weight_shape), delta, stride, padding, dilation, groups)
+
+
+def conv_backward(
+    delta: Tensor,
+    a_in: Tensor,
+    feedback: Tensor | None,
+    weight_shape: Sequence[int],
+    *,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+    with_bias: bool,
+    need_weight: bool = True,
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """Backward of one convolution ``H = conv(A, W) + b`` with feedback ``F`` in place of ``W``.
+
+    Returns ``(signal to the input or None when feedback is None, G_W or None, g_b or None)``; the convolution
+    analogue of :func:`falab.functional.linear_backward`. ``delta`` is ``(N, C_out, *spatial)`` (1-D or 2-D).
+    """
+    opts = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    signal = None if feedback is None else conv_feedback_signal(delta, feedback, a_in.shape, **opts)
+    gw = conv_weight_gradient(delta, a_in, weight_shape, **opts) if need_weight else None
+    gb = delta.sum(dim=[0, *range(2, delta.dim())]) if with_bias else None
+    return signal, gw, gb
