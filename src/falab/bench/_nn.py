@@ -1,0 +1,126 @@
+"""Step-time benchmark of the ``falab.nn`` layers against native torch backprop (and BioTorch 0.0.16 if importable).
+
+One training step = forward, cross-entropy, ``loss.backward()``, ``SGD.step()``, ``zero_grad``; float32 on CPU.
+Models: MLP 784-1000-1000-10 (batch 128) and a LeNet-5-like CNN on 1x28x28 (batch 64). The ratios divide the median
+step time of a rule by the median step time of native BP measured in the same run, interleaved (BP, FA, DFA, BP, ...)
+so that slow drifts of the machine affect every variant alike. The thread count is chosen by measuring native BP at
+1 and 2 threads (``nn_bench_threads``); never used in timed assertions.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ..nn import convert
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(784, 1000), nn.ReLU(), nn.Linear(1000, 1000), nn.ReLU(), nn.Linear(1000, 10))
+
+
+def _lenet() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+    )
+
+
+def _stepper(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def _biotorch_models(base: nn.Module) -> dict[str, nn.Module]:
+    """BioTorch's FA and DFA versions of ``base`` (empty if BioTorch is not importable or fails to convert)."""
+    try:
+        from biotorch.module.biomodule import BioModule  # type: ignore[import-not-found]
+    except Exception:
+        return {}
+    out = {}
+    for mode in ("fa", "dfa"):
+        try:
+            cfg = {"type": mode, "options": {"constrain_weights": False, "gradient_clip": False, "init": "xavier"}}
+            kw = {"output_dim": 10} if mode == "dfa" else {}
+            out[mode] = BioModule(copy.deepcopy(base), mode=mode, layer_config=cfg, **kw)
+        except Exception:  # pragma: no cover - depends on the optional package
+            continue
+    return out
+
+
+def _time_variants(steps: dict[str, Callable[[], None]], repeats: int, inner: int) -> dict[str, float]:
+    for f in steps.values():  # warm-up (allocator, lazy DFA feedback)
+        for _ in range(3):
+            f()
+    samples: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(repeats):
+        for k, f in steps.items():
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                f()
+            samples[k].append((time.perf_counter() - t0) / inner)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def _choose_threads(x: torch.Tensor, y: torch.Tensor) -> int:
+    best, best_t = 1, float("inf")
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        torch.manual_seed(0)
+        t = _time_variants({"bp": _stepper(_mlp(), x, y)}, repeats=3, inner=3)["bp"]
+        if t < best_t * 0.97:  # prefer fewer threads unless more are clearly faster
+            best, best_t = n, t
+    return best
+
+
+def run_nn_bench(repeats: int = 7, *, threads: int | None = None) -> dict[str, float]:
+    """Ratios ``step time(rule) / step time(native BP)`` for the MLP and the CNN; see the module docstring.
+
+    Keys: ``nn_fa_over_bp_mlp``, ``nn_dfa_over_bp_mlp``, ``nn_fa_over_bp_cnn``, ``nn_dfa_over_bp_cnn``,
+    ``fa_over_bp_step`` (= the MLP FA ratio), ``nn_bench_threads``, the BP step times in ms, and, when BioTorch
+    imports, ``biotorch_{fa,dfa}_over_bp_{mlp,cnn}``.
+    """
+    old_threads = torch.get_num_threads()
+    g = torch.Generator().manual_seed(0)
+    data = {
+        "mlp": (torch.randn(128, 784, generator=g), torch.randint(0, 10, (128,), generator=g), _mlp),
+        "cnn": (torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g), _lenet),
+    }
+    try:
+        n_threads = threads if threads is not None else _choose_threads(data["mlp"][0], data["mlp"][1])
+        torch.set_num_threads(n_threads)
+        out: dict[str, float] = {"nn_bench_threads": float(n_threads)}
+        for arch, (x, y, make) in data.items():
+            torch.manual_seed(0)
+            base = make()
+            models = {"bp": copy.deepcopy(base)}
+            for rule in ("fa", "dfa"):
+                m = copy.deepcopy(base)
+                convert(m, rule, seed=0, example_input=x[:2] if rule == "dfa" else None)
+                models[rule] = m
+            for mode, m in _biotorch_models(base).items():
+                models[f"biotorch_{mode}"] = m
+            steps = {k: _stepper(m, x, y) for k, m in models.items()}
+            t = _time_variants(steps, repeats=repeats, inner=5 if arch == "mlp" else 10)
+            out[f"nn_bp_step_ms_{arch}"] = 1e3 * t["bp"]
+            for k in t:
+                if k != "bp":
+                    prefix = "" if k.startswith("biotorch") else "nn_"
+                    out[f"{prefix}{k}_over_bp_{arch}"] = t[k] / t["bp"]
+        out["fa_over_bp_step"] = out["nn_fa_over_bp_mlp"]
+        return out
+    finally:
+        torch.set_num_threads(old_threads)

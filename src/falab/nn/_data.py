@@ -1,0 +1,89 @@
+"""Offline real data sets with a fixed train / validation / test split (the validation split selects models).
+
+* ``digits``: scikit-learn's 8x8 handwritten digits (1797 images, bundled with scikit-learn), pixel values / 16,
+  stratified split (``val_fraction`` and ``test_fraction`` of the data, ``data_seed``).
+* ``mnist1d``: MNIST-1D (Greydanus 2020) generated locally with ``mnist1d.data.make_dataset(get_dataset_args())``
+  (4000 train + 1000 test sequences of length 40; its downloader is never used). Its own test split is the test set;
+  ``val_fraction`` of its training split (stratified) is the validation set.
+
+Inputs are standardised with training-split statistics only. Shapes: flat ``(N, d)`` for MLPs; ``image_shape`` gives
+the shape for CNNs (``(1, 8, 8)`` / ``(1, 40)``).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._checks import check_choice
+
+DATASETS = ("digits", "mnist1d")
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    x_train: Tensor
+    y_train: Tensor
+    x_val: Tensor
+    y_val: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    image_shape: tuple[int, ...]
+    n_classes: int
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.y_train), "val": len(self.y_val), "test": len(self.y_test)}
+
+
+def _stratified(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (rest, held-out) with ``fraction`` of every class held out."""
+    held, rest = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        k = int(round(fraction * len(idx)))
+        held.append(idx[:k])
+        rest.append(idx[k:])
+    return np.sort(np.concatenate(rest)), np.sort(np.concatenate(held))
+
+
+@functools.lru_cache(maxsize=2)
+def _raw(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        return d.data.astype(np.float64) / 16.0, d.target.astype(np.int64), None, None
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    d = make_dataset(get_dataset_args())
+    return (np.asarray(d["x"], np.float64), np.asarray(d["y"], np.int64),
+            np.asarray(d["x_test"], np.float64), np.asarray(d["y_test"], np.int64))
+
+
+def load_split(name: str, *, val_fraction: float = 0.2, test_fraction: float = 0.2, data_seed: int = 0,
+               dtype: torch.dtype = torch.float32) -> Split:
+    """The fixed split of data set ``name`` (see the module docstring)."""
+    check_choice("dataset", name, DATASETS)
+    x, y, x_test, y_test = _raw(name)
+    rng = np.random.default_rng(data_seed)
+    if x_test is None:
+        rest, test = _stratified(y, test_fraction, rng)
+        x_test, y_test = x[test], y[test]
+        x, y = x[rest], y[rest]
+    assert y_test is not None
+    train, val = _stratified(y, val_fraction / (1.0 - (test_fraction if name == "digits" else 0.0)), rng)
+    mean, std = x[train].mean(axis=0), x[train].std(axis=0) + 1e-8
+    t = functools.partial(torch.as_tensor, dtype=dtype)
+    shape = (1, 8, 8) if name == "digits" else (1, x.shape[1])
+    return Split(
+        name,
+        t((x[train] - mean) / std), torch.as_tensor(y[train]),
+        t((x[val] - mean) / std), torch.as_tensor(y[val]),
+        t((x_test - mean) / std), torch.as_tensor(y_test),
+        shape, int(max(y.max(), y_test.max()) + 1),
+    )

@@ -1,0 +1,302 @@
+"""Train torch models with BP, FA, DFA and the sign-symmetry rules on offline real data: ``train_from_config``.
+
+A run is a grid ``datasets x models x rules x seeds``. Every run builds the model from its seed (so all rules start
+from the same weights), converts it with :func:`falab.nn.convert`, trains with minibatches, evaluates the validation
+split after every epoch, keeps the parameters of the best validation epoch and evaluates the *test* split once, with
+those parameters (the test split never selects anything). Alignment (feedback angle per layer on the feedback actually
+used) is recorded every epoch; the update angle to the BP gradient at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+
+from .._checks import FalabInputError, invalid
+from ._convert import RULE_NAMES, convert
+from ._data import DATASETS, Split, load_split
+from ._metrics import layer_alignment, update_angles
+
+
+class OptimizerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Literal["sgd", "adam"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class SplitConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    val_fraction: float = Field(0.2, gt=0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    data_seed: int = 0
+
+
+class TrainConfig(BaseModel):
+    """The YAML schema of ``falab train`` (every field optional; defaults give the digits benchmark)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "nn_practice"
+    datasets: list[Literal["digits", "mnist1d"]] = Field(default_factory=lambda: ["digits"], min_length=1)
+    models: list[Literal["mlp", "cnn"]] = Field(default_factory=lambda: ["mlp", "cnn"], min_length=1)
+    rules: list[Literal["bp", "fa", "dfa", "usf", "frsf", "brsf"]] = Field(
+        default_factory=lambda: list(RULE_NAMES), min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(32, ge=1)
+    hidden: int = Field(128, ge=1)
+    init: Literal["default", "xavier", "kaiming"] = "default"
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    dtype: Literal["float32", "float64"] = "float32"
+    threads: int = Field(1, ge=1)
+    deterministic: bool = True
+
+
+def _pydantic_to_falab(err: ValidationError) -> FalabInputError:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"]) or "config"
+    value = e.get("input", "")
+    expected = e.get("msg", "a valid value")
+    ctx = e.get("ctx") or {}
+    if "expected" in ctx:
+        expected = f"one of {ctx['expected']}"
+    return invalid(loc, value, expected)
+
+
+def load_config(config: str | Path | Mapping[str, Any] | TrainConfig) -> TrainConfig:
+    """Validate a config given as a YAML path, a dict or a :class:`TrainConfig`; errors are ``FalabInputError``
+    ("Invalid <field>: <value> (expected ...)")."""
+    if isinstance(config, TrainConfig):
+        return config
+    if isinstance(config, (str, Path)):
+        import yaml
+
+        path = Path(config)
+        if not path.is_file():
+            raise invalid("config", str(path), "an existing YAML file")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise invalid("config", str(path), f"valid YAML ({str(exc).splitlines()[0]})") from None
+        if data is None:
+            data = {}
+    else:
+        data = config
+    if not isinstance(data, Mapping):
+        raise invalid("config", type(data).__name__, "a mapping of fields (see configs/nn_digits.yaml)")
+    try:
+        return TrainConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise _pydantic_to_falab(exc) from None
+
+
+# ------------------------------------------------------------------------------------------------------------ models
+
+
+def build_model(kind: str, split: Split, hidden: int) -> nn.Module:
+    """MLP ``d - h - h - 10`` (ReLU) or a small CNN (two conv + max-pool blocks, then two dense layers)."""
+    d = int(np.prod(split.image_shape))
+    k = split.n_classes
+    if kind == "mlp":
+        return nn.Sequential(nn.Flatten(), nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                             nn.Linear(hidden, k))
+    if len(split.image_shape) == 3:  # 1 x 8 x 8 images
+        return nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(32 * 2 * 2, hidden), nn.ReLU(), nn.Linear(hidden, k))
+    length = split.image_shape[-1]
+    return nn.Sequential(
+        nn.Conv1d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2),
+        nn.Conv1d(16, 32, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2), nn.Flatten(),
+        nn.Linear(32 * (length // 4), hidden), nn.ReLU(), nn.Linear(hidden, k))
+
+
+def _init(model: nn.Module, scheme: str) -> None:
+    if scheme == "default":
+        return
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            if scheme == "xavier":
+                nn.init.xavier_normal_(m.weight)
+            else:
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def _inputs(x: torch.Tensor, kind: str, split: Split) -> torch.Tensor:
+    return x if kind == "mlp" else x.reshape(-1, *split.image_shape)
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    acc = float((model(x).argmax(-1) == y).double().mean())
+    model.train()
+    return 100.0 * acc
+
+
+def _mean_angle(model: nn.Module) -> float:
+    vals = [a.feedback_angle for a in layer_alignment(model) if a.informative]
+    return float(np.mean(vals)) if vals else math.nan
+
+
+def train_one(cfg: TrainConfig, split: Split, model_kind: str, rule: str, seed: int) -> dict[str, Any]:
+    """One run; returns final numbers and per-epoch curves (val accuracy, train loss, mean feedback angle)."""
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    torch.manual_seed(seed)
+    model = build_model(model_kind, split, cfg.hidden).to(dtype)
+    _init(model, cfg.init)
+    xtr, xva, xte = (_inputs(t, model_kind, split).to(dtype) for t in (split.x_train, split.x_val, split.x_test))
+    ytr = split.y_train
+    report = convert(model, rule, seed=seed + 1000, example_input=xtr[:2] if rule == "dfa" else None)
+    o = cfg.optimizer
+    if o.name == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+    g = torch.Generator().manual_seed(seed)
+    best_val, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
+    curves: dict[str, list[float]] = {"val_acc": [], "train_loss": [], "angle": []}
+    n = len(ytr)
+    t0 = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        perm = torch.randperm(n, generator=g)
+        total = 0.0
+        for i in range(0, n, cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xtr[idx]), ytr[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        val = _accuracy(model, xva, split.y_val)
+        curves["val_acc"].append(val)
+        curves["train_loss"].append(total / n)
+        curves["angle"].append(_mean_angle(model))
+        if not math.isfinite(total):
+            break
+        if val > best_val:
+            best_val, best_epoch, best_state = val, epoch, copy.deepcopy(model.state_dict())
+    seconds = time.perf_counter() - t0
+    final_angles = {a.name: a.feedback_angle for a in layer_alignment(model) if a.informative}
+    upd = update_angles(model, loss_fn, xva, split.y_val)
+    model.load_state_dict(best_state)
+    test = _accuracy(model, xte, split.y_test)
+    if report.handle is not None:
+        report.handle.remove()
+    return {
+        "dataset": split.name, "model": model_kind, "rule": rule, "seed": seed,
+        "best_epoch": best_epoch, "val_acc": best_val, "test_acc": test,
+        "final_angle": float(np.mean(list(final_angles.values()))) if final_angles else math.nan,
+        "final_update_angle": float(np.nanmean(list(upd.values()))) if upd else 0.0,
+        "layer_angles": final_angles, "update_angles": upd, "seconds": seconds, "curves": curves,
+        "converted": len(report.converted),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------- summary
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std over seeds per (dataset, model, rule), and the gap to BP (points of test accuracy)."""
+    keys = sorted({(r["dataset"], r["model"], r["rule"]) for r in runs},
+                  key=lambda k: (k[0], k[1], RULE_NAMES.index(k[2])))
+    rows = []
+    for ds, mk, rule in keys:
+        sel = [r for r in runs if (r["dataset"], r["model"], r["rule"]) == (ds, mk, rule)]
+        acc = np.array([r["test_acc"] for r in sel])
+        ang = np.array([r["final_angle"] for r in sel], dtype=float)
+        upd = np.array([r["final_update_angle"] for r in sel], dtype=float)
+        rows.append({
+            "dataset": ds, "model": mk, "rule": rule, "seeds": len(sel),
+            "test_acc_mean": float(acc.mean()), "test_acc_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
+            "val_acc_mean": float(np.mean([r["val_acc"] for r in sel])),
+            "angle_mean": float(np.nanmean(ang)) if np.isfinite(ang).any() else math.nan,
+            "update_angle_mean": float(np.nanmean(upd)) if np.isfinite(upd).any() else math.nan,
+            "seconds": float(np.sum([r["seconds"] for r in sel])),
+        })
+    for row in rows:
+        bp = [r for r in rows if (r["dataset"], r["model"], r["rule"]) == (row["dataset"], row["model"], "bp")]
+        row["gap_to_bp"] = row["test_acc_mean"] - bp[0]["test_acc_mean"] if bp else math.nan
+    return rows
+
+
+def _fmt(v: float, digits: int = 1) -> str:
+    return "–" if not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| data | model | rule | seeds | test acc. % (mean ± std) | Δ vs BP | feedback angle ° | "
+             "update angle to BP ° |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['dataset']} | {r['model']} | {r['rule']} | {r['seeds']} | "
+                     f"{r['test_acc_mean']:.2f} ± {r['test_acc_std']:.2f} | {_fmt(r['gap_to_bp'], 2)} | "
+                     f"{_fmt(r['angle_mean'])} | {_fmt(r['update_angle_mean'])} |")
+    return "\n".join(lines)
+
+
+def train_from_config(config: str | Path | Mapping[str, Any] | TrainConfig, out_dir: str | Path, *,
+                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the grid of a training config and write its results to ``out_dir``.
+
+    Writes ``config.json`` (validated, with defaults), ``runs.json`` (every run, with curves), ``summary.csv``,
+    ``summary.md`` and learning-curve figures ``nn_curves_<dataset>_<model>.png``. Returns
+    ``{"config", "runs", "summary", "markdown", "figures", "seconds"}``.
+    Raises :class:`falab._checks.FalabInputError` for an invalid config.
+    """
+    cfg = load_config(config)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(cfg.threads)
+    torch.use_deterministic_algorithms(cfg.deterministic)
+    t0 = time.perf_counter()
+    runs: list[dict[str, Any]] = []
+    figures: list[Path] = []
+    try:
+        for ds in cfg.datasets:
+            split = load_split(ds, val_fraction=cfg.split.val_fraction, test_fraction=cfg.split.test_fraction,
+                               data_seed=cfg.split.data_seed)
+            for mk in cfg.models:
+                for rule in cfg.rules:
+                    for seed in cfg.seeds:
+                        if progress is not None:
+                            progress(f"{ds}/{mk}/{rule}/seed {seed}")
+                        runs.append(train_one(cfg, split, mk, rule, seed))
+                from ..plots._nn import plot_learning_curves
+
+                sel = [r for r in runs if r["dataset"] == ds and r["model"] == mk]
+                figures.append(plot_learning_curves(sel, out / f"nn_curves_{ds}_{mk}.png", title=f"{ds} / {mk}"))
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det)
+    summary = summarise(runs)
+    md = markdown_table(summary)
+    (out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
+    (out / "runs.json").write_text(json.dumps(runs, indent=1, default=float))
+    (out / "summary.md").write_text(md + "\n")
+    import pandas as pd
+
+    pd.DataFrame(summary).to_csv(out / "summary.csv", index=False)
+    return {"config": cfg, "runs": runs, "summary": summary, "markdown": md, "figures": figures,
+            "seconds": time.perf_counter() - t0}
+
+
+__all__ = ["DATASETS", "TrainConfig", "build_model", "load_config", "summarise", "markdown_table", "train_one",
+           "train_from_config"]
