@@ -23,11 +23,12 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def error_curves(path: Path, t: np.ndarray, curves: Mapping[str, np.ndarray], *, optimal: float, fa_limit: float,
-                 title: str, xlabel: str = "step") -> Path:
-    """Fig. 2: ``||Y - ZW||_F`` against steps for GD/FA/FA*, with the optimum and the Lemma 1 FA error as lines."""
+def error_curves(path: Path, curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, optimal: float,
+                 fa_limit: float, title: str, xlabel: str = "step") -> Path:
+    """Fig. 2: ``||Y - ZW||_F`` against steps (``name -> (steps, errors)``) for GD/FA/FA*, with the optimum and the
+    Lemma 1 FA error as horizontal lines."""
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    for name, c in curves.items():
+    for name, (t, c) in curves.items():
         ax.plot(t, c, label=name, color=_COLORS.get(name))
     ax.axhline(optimal, color="k", ls="--", lw=1, label=f"optimal {optimal:.3g}")
     if abs(fa_limit - optimal) > 1e-9:
