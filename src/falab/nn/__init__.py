@@ -11,6 +11,7 @@ from ..rules._sign_symmetry import (
     UniformSignFeedback,
 )
 from ._convert import RULE_NAMES, ConversionReport, ConvertedLayer, SkippedModule, convert, rule_from_name
+from ._data import DATASETS, Split, load_split
 from ._layers import (
     DFAConv1d,
     DFAConv2d,
@@ -22,10 +23,13 @@ from ._layers import (
     FeedbackLayer,
     exact_backprop,
 )
+from ._metrics import AlignmentMonitor, LayerAlignment, conserved_quantities, layer_alignment, update_angles
+from ._train import TrainConfig, build_model, load_config, train_from_config
 
 __all__ = [
     "SIGN_SYMMETRY_KINDS", "BatchRandomMagnitudeSignFeedback", "FixedRandomMagnitudeSignFeedback", "UniformSignFeedback",
     "RULE_NAMES", "ConversionReport", "ConvertedLayer", "SkippedModule", "convert", "rule_from_name",
     "DFAConv1d", "DFAConv2d", "DFALinear", "ErrorBroadcast", "FAConv1d", "FAConv2d", "FALinear", "FeedbackLayer",
-    "exact_backprop",
+    "exact_backprop", "AlignmentMonitor", "LayerAlignment", "conserved_quantities", "layer_alignment", "update_angles",
+    "DATASETS", "Split", "load_split", "TrainConfig", "build_model", "load_config", "train_from_config",
 ]

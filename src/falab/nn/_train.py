@@ -203,7 +203,7 @@ def train_one(cfg: TrainConfig, split: Split, model_kind: str, rule: str, seed: 
         "dataset": split.name, "model": model_kind, "rule": rule, "seed": seed,
         "best_epoch": best_epoch, "val_acc": best_val, "test_acc": test,
         "final_angle": float(np.mean(list(final_angles.values()))) if final_angles else math.nan,
-        "final_update_angle": float(np.nanmean(list(upd.values()))) if upd else 0.0,
+        "final_update_angle": float(np.nanmean(list(upd.values()))) if upd else math.nan,
         "layer_angles": final_angles, "update_angles": upd, "seconds": seconds, "curves": curves,
         "converted": len(report.converted),
     }
