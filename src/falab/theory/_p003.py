@@ -1,0 +1,287 @@
+r"""Closed forms of P003 (Girotti, Mitliagkas & Gidel, "Convergence analysis and implicit regularization of feedback
+alignment for deep linear networks", arXiv 2110.10815): an independent oracle for the scalar FA systems.
+
+Only numpy/scipy: nothing here imports falab's rules, dynamics, models or instruments, so simulations are compared
+against these formulas, never against themselves. Notation (claims.md §1.5): the 2-layer scalar FA system (6)
+
+.. math:: \theta_1' = d(\lambda - \theta_1\theta_2),\qquad \theta_2' = (\lambda - \theta_1\theta_2)\theta_1,
+
+its invariant :math:`K = \theta_2 - \theta_1^2/(2d)` (eq. 37), the reduced cubic ODE (13)
+:math:`\theta_1' = -\tfrac12 P(\theta_1)`, :math:`P(\theta) = \theta^3 + 2dK\theta - 2d\lambda`, and the deep system (10)
+with initialisation (11) reducing to :math:`\theta_1' = d_1(\lambda - K\theta_1^\gamma)` (eq. 82), :math:`\gamma = 2^L - 1`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import brentq
+
+SQRT3 = math.sqrt(3.0)
+
+
+# ----------------------------------------------------------------------------------------------------------- K = 0
+def k0_root(d: float, lam: float) -> float:
+    r"""Limit of :math:`\theta_1` under init (7): :math:`r = (2d\lambda)^{1/3}` (P003 Thm 2; real cube root)."""
+    return float(np.cbrt(2.0 * d * lam))
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A flow limit of the scalar system: ``theta1``, ``theta2``, the product and the local exponential rate."""
+
+    theta1: float
+    theta2: float
+    rate: float
+
+    @property
+    def product(self) -> float:
+        return self.theta1 * self.theta2
+
+
+def k0_limit(d: float, lam: float) -> Limit:
+    r"""P003 Thm 2 (K = 0): :math:`\theta_1\to r`, :math:`\theta_2\to r^2/(2d)`, rate :math:`\tfrac32 r^2`.
+
+    The exponent of the bound is garbled in the extraction; :math:`\tfrac32(2d\lambda)^{2/3}` is the linearisation of
+    (13) at the root (claims.md P003-T2, RECON).
+    """
+    r = k0_root(d, lam)
+    return Limit(r, r * r / (2.0 * d), 1.5 * r * r)
+
+
+def k0_F(theta: np.ndarray | float, r: float) -> np.ndarray:
+    r"""Antiderivative of :math:`1/(r^3 - \theta^3)` (P003 eq. 46-47):
+    :math:`F(\theta) = -\frac{\ln|r-\theta|}{3r^2} + \frac{\ln(\theta^2 + r\theta + r^2)}{6r^2}
+    + \frac{1}{\sqrt3 r^2}\arctan\frac{2\theta + r}{\sqrt3 r}`."""
+    th = np.asarray(theta, dtype=float)
+    return (-np.log(np.abs(r - th)) / (3 * r * r) + np.log(th * th + r * th + r * r) / (6 * r * r)
+            + np.arctan((2 * th + r) / (SQRT3 * r)) / (SQRT3 * r * r))
+
+
+def k0_time(theta0: float, theta1: np.ndarray | float, d: float, lam: float) -> np.ndarray:
+    r"""Implicit K = 0 solution: the time at which :math:`\theta_1` reaches ``theta1`` is :math:`2(F(\theta_1) - F(\theta_0))`
+    (from :math:`\theta_1' = (r^3 - \theta_1^3)/2`; valid while ``theta1`` lies between ``theta0`` and r)."""
+    r = k0_root(d, lam)
+    return 2.0 * (k0_F(theta1, r) - k0_F(theta0, r))
+
+
+def vanishing_time(theta0: float, d: float, lam: float) -> float:
+    r"""P003 eqs (16)-(17)/(112)-(113): the time :math:`T_0` at which the product crosses 0 from :math:`\theta_0 < 0`,
+
+    .. math:: T_0 = \frac{\pi}{3\sqrt3 r^2} + \frac{1}{3r^2}\ln\frac{(r-\theta_0)^2}{\theta_0^2 + r\theta_0 + r^2}
+              - \frac{2}{\sqrt3 r^2}\arctan\frac{2\theta_0 + r}{\sqrt3 r}.
+    """
+    if not theta0 < 0:
+        raise ValueError(f"Invalid theta0: {theta0} (expected a number < 0; the product only vanishes from below)")
+    r = k0_root(d, lam)
+    return (math.pi / (3 * SQRT3 * r * r) + math.log((r - theta0) ** 2 / (theta0 ** 2 + r * theta0 + r * r)) / (3 * r * r)
+            - 2.0 / (SQRT3 * r * r) * math.atan((2 * theta0 + r) / (SQRT3 * r)))
+
+
+def vanishing_time_limit(d: float, lam: float) -> float:
+    r""":math:`\lim_{\theta_0\to-\infty} T_0 = 4\pi/(3\sqrt3 r^2)` (P003 eq. 17)."""
+    r = k0_root(d, lam)
+    return 4.0 * math.pi / (3 * SQRT3 * r * r)
+
+
+def lambda0_solution(t: np.ndarray, theta0: float, d: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""P003 Thm 2, :math:`\lambda = 0`, K = 0: :math:`\theta_1 = \mathrm{sign}(\theta_0)(t + \theta_0^{-2})^{-1/2}`,
+    :math:`\theta_2 = 1/(2d(t + \theta_0^{-2}))` (product decays like :math:`t^{-3/2}`, not exponentially)."""
+    t = np.asarray(t, dtype=float)
+    s = t + theta0 ** -2
+    return math.copysign(1.0, theta0) / np.sqrt(s), 1.0 / (2 * d * s)
+
+
+# ----------------------------------------------------------------------------------------------------- any K (Thm 3)
+def invariant_K(theta1: float, theta2: float, d: float) -> float:
+    r"""Parabola invariant :math:`K = \theta_2 - \theta_1^2/(2d)` (P003 eq. 37)."""
+    return theta2 - theta1 * theta1 / (2.0 * d)
+
+
+def discriminant(d: float, K: float, lam: float) -> float:
+    r"""Discriminant of :math:`P(\theta) = \theta^3 + 2dK\theta - 2d\lambda` (P003 eq. 55): :math:`-4d^2(8dK^3 + 27\lambda^2)`."""
+    return -4.0 * d * d * (8.0 * d * K ** 3 + 27.0 * lam * lam)
+
+
+def delta_threshold_K(d: float, lam: float) -> float:
+    r"""Three real roots (:math:`\Delta > 0`) iff :math:`K < -\tfrac32(\lambda^2/d)^{1/3}` (claims.md P003-T3)."""
+    return -1.5 * float(np.cbrt(lam * lam / d))
+
+
+def max_lambda_three_roots(d: float, K: float) -> float:
+    r"""Largest :math:`\lambda` with :math:`\Delta > 0` for fixed d, K < 0: :math:`\sqrt{-8dK^3/27}`."""
+    return math.sqrt(-8.0 * d * K ** 3 / 27.0)
+
+
+def cardano_root(d: float, K: float, lam: float) -> float:
+    r"""The single real root when :math:`\Delta < 0` (P003 eq. 62):
+    :math:`r = \sqrt[3]{d\lambda + \sqrt{d^2\lambda^2 + 8d^3K^3/27}} + \sqrt[3]{d\lambda - \sqrt{d^2\lambda^2 + 8d^3K^3/27}}`."""
+    s = d * d * lam * lam + 8.0 * d ** 3 * K ** 3 / 27.0
+    if s < 0:
+        raise ValueError(f"Invalid (d, K, lambda): {(d, K, lam)} (expected Delta < 0, i.e. one real root)")
+    q = math.sqrt(s)
+    return float(np.cbrt(d * lam + q) + np.cbrt(d * lam - q))
+
+
+def cubic_roots(d: float, K: float, lam: float) -> np.ndarray:
+    r"""Real roots of :math:`\theta^3 + 2dK\theta - 2d\lambda`, ascending (trigonometric form when :math:`\Delta > 0`)."""
+    p, q = 2.0 * d * K, -2.0 * d * lam
+    if discriminant(d, K, lam) > 0:  # three distinct real roots: Viete's trigonometric solution (no cancellation)
+        m = 2.0 * math.sqrt(-p / 3.0)
+        arg = 3.0 * q / (p * m)
+        phi = math.acos(max(-1.0, min(1.0, arg))) / 3.0
+        roots = [m * math.cos(phi - 2.0 * math.pi * k / 3.0) for k in range(3)]
+        return np.sort(np.array(roots))
+    if discriminant(d, K, lam) == 0 and K != 0:
+        return np.sort(np.array([-3.0 * lam / K, 1.5 * lam / K]))
+    return np.array([cardano_root(d, K, lam)])
+
+
+def cubic_slope(theta: float, d: float, K: float) -> float:
+    """``P'(theta) = 3 theta^2 + 2 d K``; the flow (13) has local rate ``P'(r)/2`` at a root r."""
+    return 3.0 * theta * theta + 2.0 * d * K
+
+
+def flow_limit(theta1_0: float, theta2_0: float, d: float, lam: float) -> Limit:
+    r"""Limit of the scalar FA flow (6) from any initial point (P003 Thm 3, cases (54)-(72)).
+
+    :math:`\theta_1` follows :math:`\theta_1' = -\tfrac12 P(\theta_1)` and is monotone, so it converges to the nearest
+    attracting root in its direction of motion: one real root -> that root (rate :math:`(r^3 + d\lambda)/r`, eq. 64);
+    three roots :math:`r_1 < r_2 < r_3` -> :math:`r_3` above :math:`r_2`, :math:`r_1` below (rate :math:`P'(r)/2`);
+    :math:`\Delta = 0` -> the simple root from above the double root, the double root from below (rate 0:
+    sub-exponential). :math:`\theta_2 = \theta_1^2/(2d) + K` at every time.
+    """
+    K = invariant_K(theta1_0, theta2_0, d)
+    roots = cubic_roots(d, K, lam)
+    if roots.size == 3:
+        r1, r2, r3 = roots
+        r = r3 if theta1_0 > r2 else (r1 if theta1_0 < r2 else r2)
+    elif roots.size == 2:
+        r_s, r_d = -3.0 * lam / K, 1.5 * lam / K
+        r = r_d if theta1_0 <= r_d else r_s
+    else:
+        r = float(roots[0])
+    return Limit(float(r), float(r * r / (2.0 * d) + K), 0.5 * cubic_slope(r, d, K))
+
+
+def backward_step_time(d: float, K: float, lam: float) -> float:
+    r"""P003 Thm 6/7: from :math:`\theta_0 = r_2 + e^{-\delta}` the jump to :math:`r_3` happens at time
+    :math:`\delta\,T`, :math:`T = 2/((r_3 - r_2)(r_2 - r_1))` (the inverse of the repelling rate :math:`-P'(r_2)/2`)."""
+    roots = cubic_roots(d, K, lam)
+    if roots.size != 3:
+        raise ValueError(f"Invalid (d, K, lambda): {(d, K, lam)} (expected Delta > 0: K < {delta_threshold_K(d, lam):.6g})")
+    r1, r2, r3 = roots
+    return 2.0 / ((r3 - r2) * (r2 - r1))
+
+
+def factored_cubic_step_time(r1: float, r2: float, r3: float) -> float:
+    r"""Fig. 5a as implemented: :math:`\theta' = -\tfrac12(\theta-r_1)(\theta-r_2)(\theta-r_3)` leaves :math:`r_2 + e^{-\delta}`
+    at time :math:`\approx \delta\cdot 2/((r_3-r_2)(r_2-r_1))` (the printed roots (-2, 1, 2) do not sum to 0, so they
+    cannot be roots of the depressed cubic of (13); claims.md P003-Fig5a)."""
+    return 2.0 / ((r3 - r2) * (r2 - r1))
+
+
+# ------------------------------------------------------------------------------------------------------ deep (Thm 5)
+@dataclass(frozen=True)
+class DeepConstants:
+    r"""Init (11) constants: :math:`c_1 = 1`, :math:`c_{l+1} = d_{l+1}c_l^2/(2d_l)`, :math:`K = \prod_l c_l`, :math:`\gamma = 2^L-1`."""
+
+    c: tuple[float, ...]
+    K: float
+    gamma: int
+
+
+def deep_constants(ds: Sequence[float]) -> DeepConstants:
+    r"""Constants of init (11) for feedback gains ``ds = (d_1, ..., d_L)`` (``d_L = 1`` in P003; eqs 83/86, claims.md §1.5).
+
+    With :math:`\theta_l(0) = c_l\theta_0^{2^{l-1}}` the invariants :math:`\theta_l = c_l\theta_1^{2^{l-1}}` hold at all times.
+    """
+    c = [1.0]
+    for l in range(1, len(ds)):
+        c.append(ds[l] * c[-1] ** 2 / (2.0 * ds[l - 1]))
+    return DeepConstants(tuple(c), float(np.prod(c)), 2 ** len(ds) - 1)
+
+
+def deep_init(theta0: float, ds: Sequence[float]) -> np.ndarray:
+    """Init (11): ``theta_l(0) = c_l theta0^(2^(l-1))``, l = 1..L."""
+    dc = deep_constants(ds)
+    return np.array([c * theta0 ** (2 ** l) for l, c in enumerate(dc.c)])
+
+
+def deep_limit(lam: float, ds: Sequence[float]) -> tuple[float, float]:
+    r"""P003 Thm 5: :math:`\theta_1 \to r = (\lambda/K)^{1/\gamma}` and the local rate :math:`d_1\gamma K r^{\gamma-1} = d_1\gamma\lambda/r`."""
+    dc = deep_constants(ds)
+    r = float(np.sign(lam) * abs(lam / dc.K) ** (1.0 / dc.gamma))
+    return r, ds[0] * dc.gamma * lam / r
+
+
+def deep_modified_eta_max(lam: float, ds: Sequence[float]) -> float:
+    r"""P003 Thm 10 step bound :math:`\eta < 1/(d_1\gamma(K\lambda^{\gamma-1})^{1/\gamma})` (= 1 / flow rate)."""
+    dc = deep_constants(ds)
+    return 1.0 / (ds[0] * dc.gamma * (dc.K * lam ** (dc.gamma - 1)) ** (1.0 / dc.gamma))
+
+
+def deep_modified_rate(eta: float, lam: float, ds: Sequence[float]) -> float:
+    r"""P003 Thm 10 contraction factor :math:`1 - \eta d_1\gamma(K\lambda^{\gamma-1})^{1/\gamma}` (asymptotic, see flag)."""
+    return 1.0 - eta / deep_modified_eta_max(lam, ds)
+
+
+# ------------------------------------------------------------------------------------------- discretisations (Sec. 5)
+def euler_step_bound(d: float, lam: float) -> tuple[float, float]:
+    r"""P003 Thm 8 step-size condition :math:`\eta < \min(2/(3(S^*+1)^2),\ 2/\max_R P)` for Euler (22)-(23) from 0.
+
+    :math:`S^*` is the positive root of :math:`x^3 - x^2 - 2d\lambda`; :math:`P(x, S) = 2d\lambda - x^3 + xS` on
+    :math:`R = \{0 \le S \le x,\ P \ge 0\}` is maximal at :math:`S = x = 2/3`, :math:`\max_R P = 2d\lambda + 4/27`.
+    Returns ``(S*, eta bound)``.
+    """
+    s_star = brentq(lambda x: x ** 3 - x ** 2 - 2 * d * lam, 0.0, 2.0 + 2 * d * lam)
+    return s_star, min(2.0 / (3.0 * (s_star + 1.0) ** 2), 2.0 / (2.0 * d * lam + 4.0 / 27.0))
+
+
+def euler_limit_point(s_inf: float, d: float, lam: float) -> float:
+    r"""The Euler limit :math:`x_\infty` given :math:`S_\infty = \sum_t (x_{t+1}-x_t)^2`: the positive root of
+    :math:`x^3 - S_\infty x - 2d\lambda` (from the exact identity :math:`y_t = (x_t^2 - S_t)/(2d)`, eq. 143)."""
+    return brentq(lambda x: x ** 3 - s_inf * x - 2 * d * lam, 0.0, 1.0 + abs(s_inf) + abs(2 * d * lam))
+
+
+def modified_eta_max(d: float, lam: float) -> float:
+    r"""P003 Thm 9: the modified scheme (26)-(27) from 0 converges for :math:`\eta < 2/(3(2d\lambda)^{2/3})`."""
+    return 2.0 / (3.0 * k0_root(d, lam) ** 2)
+
+
+def modified_one_step_eta(d: float, lam: float) -> float:
+    r"""P003 Remark 23: :math:`\eta = 2/(2d\lambda)^{2/3}` reaches the root in one step from 0."""
+    return 2.0 / k0_root(d, lam) ** 2
+
+
+def modified_bound(t: np.ndarray, eta: float, d: float, lam: float) -> np.ndarray:
+    r"""P003 Thm 9 bound (the provable reading): :math:`|x_ty_t - \lambda| \le 3\lambda(1 - \tfrac{\eta}{2}r^2)^t`."""
+    r = k0_root(d, lam)
+    return 3.0 * lam * (1.0 - 0.5 * eta * r * r) ** np.asarray(t, dtype=float)
+
+
+def modified_asymptotic_factor(eta: float, d: float, lam: float) -> float:
+    r"""Linearisation of :math:`x_{t+1} = x_t + \tfrac{\eta}{2}(r^3 - x_t^3)` at r: :math:`1 - \tfrac32\eta r^2`."""
+    r = k0_root(d, lam)
+    return 1.0 - 1.5 * eta * r * r
+
+
+def euler_asymptotic_factor(eta: float, x_inf: float, y_inf: float, d: float) -> float:
+    r"""Spectral radius of the Jacobian of Euler (22)-(23) at a fixed point :math:`(x, y)` of the hyperbola:
+    :math:`I + \eta J`, :math:`J = -\begin{pmatrix} d y & d x\\ x y & x^2 \end{pmatrix}` + the zero mode along the hyperbola.
+
+    The nonzero eigenvalue of J is :math:`-(dy + x^2)`, so the factor is :math:`|1 - \eta(d y + x^2)|`."""
+    return abs(1.0 - eta * (d * y_inf + x_inf * x_inf))
+
+
+def fit_log_slope(t: np.ndarray, err: np.ndarray, lo: float = 1e-10, hi: float = 1e-3) -> float:
+    """Least-squares slope of ``-log|err|`` against t over the samples with ``lo <= |err| <= hi`` (nan if < 3 points)."""
+    t = np.asarray(t, dtype=float)
+    e = np.abs(np.asarray(err, dtype=float))
+    m = (e >= lo) & (e <= hi)
+    if m.sum() < 3:
+        return float("nan")
+    return float(-np.polyfit(t[m], np.log(e[m]), 1)[0])
