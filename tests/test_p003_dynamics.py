@@ -268,3 +268,18 @@ def test_all_p003_experiments_quick(tmp_path):
         seen += [c.id for c in out.claims]
         assert all(f.exists() for f in out.figures)
     assert len(seen) == 15 and len(set(seen)) == 15
+
+
+def test_engine_flows_follow_the_reduced_odes_13_and_82():
+    from scipy.integrate import solve_ivp
+
+    d, lam, start = 0.5, 1.0, np.array([[0.4, -2.0]])
+    K = th.invariant_K(0.4, -2.0, d)
+    ts = np.linspace(0, 3, 7)
+    thetas, _ = p3.run_flow(p3.scalar_system(d, lam), start, ts)
+    ref = solve_ivp(lambda t, y: th.reduced_rhs(y, d, K, lam), (0, 3), [0.4], t_eval=ts, rtol=1e-12, atol=1e-14)
+    assert thetas[:, 0, 0] == pytest.approx(ref.y[0], abs=1e-9)
+    ds = (2.0, 2.5, 1.0)
+    thetas, _ = p3.run_flow(p3.deep_scalar_system(ds, [1.0]), p3.init11([0.3], ds), ts)
+    ref = solve_ivp(lambda t, y: th.reduced_deep_rhs(y, 1.0, ds), (0, 3), [0.3], t_eval=ts, rtol=1e-12, atol=1e-14)
+    assert thetas[:, 0, 0] == pytest.approx(ref.y[0], abs=1e-9)

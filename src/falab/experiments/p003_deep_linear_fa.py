@@ -194,12 +194,13 @@ def exp_fig1a(ctx: RunContext) -> ExperimentOutput:
         prod_err = max(prod_err, abs(thetas[-1, i, 0] * thetas[-1, i, 1] - lam))
         rows.append((a, b, kk, n_roots, lim.theta1, thetas[-1, i, 0]))
     bounded = bool(np.all(np.isfinite(thetas)) and np.abs(thetas).max() < 1e3)
+    n_lower = int(np.sum(thetas[-1, :, 0] < 0))
     ok_t3 = lim_err <= 1e-8 and prod_err <= 1e-8 and bounded
     # Cardano formula vs the numerical root for the one-root starts
     card = max(abs(th.cardano_root(d, th.invariant_K(a, b, d), lam) - th.flow_limit(a, b, d, lam).theta1)
                for a, b in starts if th.cubic_roots(d, th.invariant_K(a, b, d), lam).size == 1)
     fig = plots.phase_portrait(_fig(ctx, "fig1a"), [thetas[:, i, :] for i in range(len(starts))], d, lam,
-                               title="Fig. 1a: FA flow (6), d = 0.2, lambda = 3; parabolas (dashed), hyperbola (dotted)")
+                               title="Fig. 1a: FA flow (6), d = 0.2, lambda = 3\nparabolas K = const (dashed), hyperbola (dotted)")
     claims = [
         ClaimResult("P003-INV", _verdict(ok_inv),
                     "theta_2 - theta_1^2/(2d) is constant along (6); matrix W1W1^T - MW2 - W2^TM^T constant along (3) "
@@ -213,10 +214,11 @@ def exp_fig1a(ctx: RunContext) -> ExperimentOutput:
                     "any init: bounded global solution, theta_1 -> root of theta^3 + 2dK theta - 2d lambda selected by "
                     "Delta and the side of r_2, theta_1 theta_2 -> lambda",
                     {"max_limit_error": lim_err, "max_product_error": prod_err, "starts": len(starts),
-                     "starts_with_three_roots": int(n_three), "cardano_vs_root": card},
+                     "starts_with_three_roots": int(n_three), "ending_on_lower_left_branch": n_lower,
+                     "cardano_vs_root": card},
                     {"product": lam}, 1e-8, "flow", "EXP-P003-Fig1a",
-                    note="Starts with three real roots converge to r_1 (lower-left branch) when theta_1(0) < r_2: "
-                         "both branches of the hyperbola are global minima."),
+                    note=f"{n_lower} starts (Delta > 0, theta_1(0) < r_2) converge to r_1 on the lower-left branch: both "
+                         "branches of the hyperbola are global minima."),
     ]
     md = (f"**Fig. 1a** (d = {d}, lambda = {lam}, 25 starts on {{-5,-2.5,0,2.5,5}}^2, t in [0, 30], DOP853 rtol 1e-12): "
           f"parabola invariant drift {inv_scalar:.2g}; matrix invariant drift {inv_matrix_flow:.2g} (flow), "
@@ -244,7 +246,7 @@ def exp_fig1b(ctx: RunContext) -> ExperimentOutput:
     pf, pg = fa[..., 0] * fa[..., 1], gd[..., 0] * gd[..., 1]
     curves = [plots.Curve(ts, pf[:, i], "FA" if i == 0 else None, {"color": "C0"}) for i in range(len(theta0))]
     curves += [plots.Curve(ts, pg[:, i], "GD" if i == 0 else None, {"color": "C3", "ls": ":"}) for i in range(len(theta0))]
-    fig = plots.panels(_fig(ctx, "fig1b"), [plots.Panel(curves, "Fig. 1b: init (7), d = 2, lambda = 3 (theta_0 = 0 included)",
+    fig = plots.panels(_fig(ctx, "fig1b"), [plots.Panel(curves, "Fig. 1b: init (7), d = 2, lambda = 3\n(theta_0 = 0 included)",
                                                         ylabel="theta_1 theta_2", hlines=[lam], ylim=(-5, 8))])
     claims = [ClaimResult("P003-O.zero", _verdict(ok),
                           "from zero init FA converges (init (7) with theta_0 = 0) while GD stays at the saddle",
@@ -276,7 +278,7 @@ def exp_fig1c(ctx: RunContext) -> ExperimentOutput:
     dip = [float(p[0, i] - p[:, i].min()) if nonmono[i] else 0.0 for i in range(runs)]
     n_non = int(sum(nonmono))
     curves = [plots.Curve(ts, p[:, i], None, {"ls": "-" if nonmono[i] else "--"}) for i in range(runs)]
-    fig = plots.panels(_fig(ctx, "fig1c"), [plots.Panel(curves, "Fig. 1c: iid init U(-5,5)^2, d = 2, lambda = 10 "
+    fig = plots.panels(_fig(ctx, "fig1c"), [plots.Panel(curves, "Fig. 1c: iid init U(-5,5)^2, d = 2, lambda = 10\n"
                                                         "(solid: non-monotone)", ylabel="theta_1 theta_2", hlines=[lam])])
     claims = [ClaimResult("P003-O.nonmono", _verdict(n_non >= 1),
                           "with iid init the product theta_1 theta_2 can be non-monotone in t",
@@ -284,9 +286,10 @@ def exp_fig1c(ctx: RunContext) -> ExperimentOutput:
                            "runs_ending_on_lower_left_branch": lower_left},
                           {"non_monotone_runs": ">= 1"}, "sign change of d(product)/dt beyond 1e-9", "flow",
                           "EXP-P003-Fig1c",
-                          note=f"{lower_left} of {runs} runs converge to the lower-left branch (theta_1 < 0), which is an "
-                               "equally global minimum; the paper's picture of always ending on the upper-right branch "
-                               "does not hold for every iid start.")]
+                          note=(f"{lower_left} of {runs} runs end on the lower-left branch (theta_1 < 0), an equally "
+                                "global minimum: iid starts with Delta > 0 and theta_1(0) < r_2 converge to r_1 (Thm 3)."
+                                if lower_left else "All runs end on the upper-right branch; the non-monotone ones dip "
+                                "towards the lower-left branch first, as in the paper's Fig. 1c."))]
     md = (f"**Fig. 1c** (d = 2, lambda = 10, 10 iid starts U(-5,5)^2): {n_non}/{runs} products are non-monotone "
           f"(largest dip {max(dip):.3g}); {lower_left} runs end on the lower-left branch.\n")
     return ExperimentOutput(claims, [fig], md, {"seconds": time.perf_counter() - t_start})
@@ -476,7 +479,7 @@ def exp_fig4(ctx: RunContext) -> ExperimentOutput:
     ok_t10 = all(v["invariant"] <= 1e-13 and v["limit_error"] <= 1e-12 and v["rel_rate_error"] <= 0.02 for v in res.values())
     fig = plots.panels(_fig(ctx, "fig4"), [
         plots.Panel([plots.Curve(ts, p[:, i]) for i in range(len(theta0))],
-                    "Fig. 4: theta_3 theta_2 theta_1, init (11), theta_0 in U(-1,2), d = (2, 2.5, 1), lambda = 1",
+                    "Fig. 4: theta_3 theta_2 theta_1, init (11), theta_0 ~ U(-1, 2)\nd = (2, 2.5, 1), lambda = 1",
                     ylabel="product", hlines=[lam], ylim=(-0.5, 2.5))])
     claims = [
         ClaimResult("P003-T5", _verdict(ok_t5),
@@ -566,7 +569,7 @@ def exp_fig5a(ctx: RunContext) -> ExperimentOutput:
         plots.Panel([plots.Curve(ts / 20.0, thetas[:, i, 0], f"lambda = {lams[i]:g}") for i in range(len(lams))],
                     "FA flow (6), d = 0.5, K = -4, delta = 20", xlabel="t / delta", ylabel="theta_1"),
         plots.Panel([plots.Curve(ts / 20.0, np.abs(p[:, i] - lams[i]) + 1e-18, f"lambda = {lams[i]:g}") for i in range(len(lams))],
-                    "|theta_1 theta_2 - lambda|: zero error before and after the step", xlabel="t / delta", logy=True)],
+                    "|theta_1 theta_2 - lambda| (~0 before and after)", xlabel="t / delta", logy=True)],
         suptitle="Fig. 5a: backward incremental learning (Delta > 0)")
     claims = [ClaimResult(
         "P003-T6/T7", "qualified" if ok else "refuted",
@@ -607,7 +610,7 @@ def exp_fig5b(ctx: RunContext) -> ExperimentOutput:
     reg = bool(np.all(np.diff(t_vanish) < 0))
     fig = plots.panels(_fig(ctx, "fig5b"), [
         plots.Panel([plots.Curve(ts / delta, thetas[:, i, 0], f"lambda = {lams[i]:g}") for i in range(len(lams))],
-                    "Fig. 5b: theta_1(delta t), d = 0.5, K = -4, delta = 20 (smaller lambda steps first)",
+                    "Fig. 5b: theta_1(delta t), d = 0.5, K = -4, delta = 20\n(smaller lambda steps first)",
                     xlabel="t / delta", ylabel="theta_1")])
     ok = anti and reg
     claims = [ClaimResult(

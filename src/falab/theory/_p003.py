@@ -140,6 +140,19 @@ def cubic_roots(d: float, K: float, lam: float) -> np.ndarray:
     return np.array([cardano_root(d, K, lam)])
 
 
+def reduced_rhs(theta: np.ndarray | float, d: float, K: float, lam: float) -> np.ndarray:
+    r"""Right-hand side of the reduced ODE (13): :math:`\theta_1' = -\tfrac12(\theta_1^3 + 2dK\theta_1 - 2d\lambda)`."""
+    th = np.asarray(theta, dtype=float)
+    return -0.5 * (th ** 3 + 2.0 * d * K * th - 2.0 * d * lam)
+
+
+def reduced_deep_rhs(theta: np.ndarray | float, lam: float, ds: Sequence[float]) -> np.ndarray:
+    r"""Right-hand side of the reduced deep ODE (82): :math:`\theta_1' = d_1(\lambda - K\theta_1^\gamma)` under init (11)."""
+    dc = deep_constants(ds)
+    th = np.asarray(theta, dtype=float)
+    return ds[0] * (lam - dc.K * th ** dc.gamma)
+
+
 def cubic_slope(theta: float, d: float, K: float) -> float:
     """``P'(theta) = 3 theta^2 + 2 d K``; the flow (13) has local rate ``P'(r)/2`` at a root r."""
     return 3.0 * theta * theta + 2.0 * d * K
