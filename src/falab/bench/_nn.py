@@ -9,9 +9,12 @@ so that slow drifts of the machine affect every variant alike. The thread count 
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -32,13 +35,15 @@ def _lenet() -> nn.Module:
     )
 
 
-def _stepper(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+def _stepper(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, targets_in_forward: bool = False
+             ) -> Callable[[], None]:
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        loss_fn(model(x), y).backward()
+        out = model(x, y, loss_fn) if targets_in_forward else model(x)  # BioTorch's DFA needs the targets
+        loss_fn(out, y).backward()
         opt.step()
 
     return step
@@ -55,7 +60,9 @@ def _biotorch_models(base: nn.Module) -> dict[str, nn.Module]:
         try:
             cfg = {"type": mode, "options": {"constrain_weights": False, "gradient_clip": False, "init": "xavier"}}
             kw = {"output_dim": 10} if mode == "dfa" else {}
-            out[mode] = BioModule(copy.deepcopy(base), mode=mode, layer_config=cfg, **kw)
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # BioTorch prints its conversion and uses deprecated hooks
+                out[mode] = BioModule(copy.deepcopy(base), mode=mode, layer_config=cfg, **kw)
         except Exception:  # pragma: no cover - depends on the optional package
             continue
     return out
@@ -113,8 +120,10 @@ def run_nn_bench(repeats: int = 7, *, threads: int | None = None) -> dict[str, f
                 models[rule] = m
             for mode, m in _biotorch_models(base).items():
                 models[f"biotorch_{mode}"] = m
-            steps = {k: _stepper(m, x, y) for k, m in models.items()}
-            t = _time_variants(steps, repeats=repeats, inner=5 if arch == "mlp" else 10)
+            steps = {k: _stepper(m, x, y, targets_in_forward=(k == "biotorch_dfa")) for k, m in models.items()}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t = _time_variants(steps, repeats=repeats, inner=5 if arch == "mlp" else 10)
             out[f"nn_bp_step_ms_{arch}"] = 1e3 * t["bp"]
             for k in t:
                 if k != "bp":
