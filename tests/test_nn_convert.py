@@ -157,3 +157,12 @@ def test_frsf_angle_uses_effective_feedback_and_monitor_records():
     row = mon.record(99, loss_fn=nn.functional.cross_entropy, x=x, y=y)
     assert len(mon.rows) == 4 and math.isnan(row["angle/0"]) and "update_angle/2" in row
     assert mon.to_frame().shape[0] == 4
+
+
+def test_dfa_rejects_feedback_kinds_without_meaning():
+    from falab.nn import UniformSignFeedback
+    from falab.rules import DirectFeedbackAlignment
+
+    for kind in (CopyOfWeight(), UniformSignFeedback()):
+        with pytest.raises(FalabInputError, match="Invalid DFA feedback"):
+            convert(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)), DirectFeedbackAlignment(feedback=kind))

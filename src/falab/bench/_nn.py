@@ -93,13 +93,18 @@ def _choose_threads(x: torch.Tensor, y: torch.Tensor) -> int:
     return best
 
 
-def run_nn_bench(repeats: int = 7, *, threads: int | None = None) -> dict[str, float]:
+def run_nn_bench(repeats: int = 7, *, threads: int | None = None, quick: bool = False,
+                 echo: Callable[[str], None] | None = None) -> dict[str, float]:
     """Ratios ``step time(rule) / step time(native BP)`` for the MLP and the CNN; see the module docstring.
+
+    ``quick`` uses 3 repeats; ``echo`` receives one progress line per model.
 
     Keys: ``nn_fa_over_bp_mlp``, ``nn_dfa_over_bp_mlp``, ``nn_fa_over_bp_cnn``, ``nn_dfa_over_bp_cnn``,
     ``fa_over_bp_step`` (= the MLP FA ratio), ``nn_bench_threads``, the BP step times in ms, and, when BioTorch
     imports, ``biotorch_{fa,dfa}_over_bp_{mlp,cnn}``.
     """
+    if quick:
+        repeats = min(repeats, 3)
     old_threads = torch.get_num_threads()
     g = torch.Generator().manual_seed(0)
     data = {
@@ -125,6 +130,9 @@ def run_nn_bench(repeats: int = 7, *, threads: int | None = None) -> dict[str, f
                 warnings.simplefilter("ignore")
                 t = _time_variants(steps, repeats=repeats, inner=5 if arch == "mlp" else 10)
             out[f"nn_bp_step_ms_{arch}"] = 1e3 * t["bp"]
+            if echo is not None:
+                echo(f"nn bench {arch}: " + ", ".join(f"{k} {1e3 * v:.1f} ms" for k, v in t.items())
+                     + f" ({n_threads} thread(s))")
             for k in t:
                 if k != "bp":
                     prefix = "" if k.startswith("biotorch") else "nn_"

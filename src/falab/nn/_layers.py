@@ -362,6 +362,10 @@ class DFALinear(_LinearBase):
 def _draw_direct(layer: Any, shape: tuple[int, ...]) -> Tensor:
     """Draw DFA's ``D`` of ``shape``: a matrix of that shape with the RMS of the layer's forward weight
     (``ScaledLikeWeight``), or the user's kind applied to such a matrix."""
+    kind = layer.feedback_kind
+    if not kind.fixed or type(kind).__name__ == "CopyOfWeight":
+        raise invalid("DFA feedback", type(kind).__name__, "a random fixed kind (ScaledLikeWeight, Gaussian, Uniform): "
+                      "D maps the output error to this layer's input and has no forward weight to copy or sign")
     w = layer.weight.detach()
     if w.is_meta:
         return torch.empty(shape, dtype=w.dtype, device="meta")
