@@ -166,3 +166,24 @@ def test_dfa_rejects_feedback_kinds_without_meaning():
     for kind in (CopyOfWeight(), UniformSignFeedback()):
         with pytest.raises(FalabInputError, match="Invalid DFA feedback"):
             convert(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)), DirectFeedbackAlignment(feedback=kind))
+
+
+def test_conserved_quantity_euler_identity_through_conv_and_pooling():
+    """P000's law is a statement about adjacent layers joined by a positively homogeneous map; conv -> ReLU ->
+    max-pool -> conv -> flatten -> linear qualifies, so one SGD step adds exactly 0.5 eta^2 ||G_i||^2 to Q_i."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(4, 3, 3, bias=False),
+                        nn.ReLU(), nn.Flatten(), nn.Linear(9, 2)).to(D64)
+    convert(net, "fa", seed=1)
+    x, y = torch.randn(5, 2, 10, dtype=D64), torch.randn(5, 2, dtype=D64)
+    q0 = conserved_quantities(net)
+    assert set(q0) == {"0|3", "3|6"}
+    eta = 0.02
+    opt = torch.optim.SGD(net.parameters(), lr=eta)
+    (0.5 * ((net(x) - y) ** 2).sum()).backward()
+    g0 = net[0].weight.grad.pow(2).sum() + net[0].bias.grad.pow(2).sum()
+    g3 = net[3].weight.grad.pow(2).sum()
+    opt.step()
+    q1 = conserved_quantities(net)
+    assert abs((q1["0|3"] - q0["0|3"]) - 0.5 * eta**2 * float(g0)) < 1e-12
+    assert abs((q1["3|6"] - q0["3|6"]) - 0.5 * eta**2 * float(g3)) < 1e-12
