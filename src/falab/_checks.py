@@ -17,9 +17,10 @@ class FalabInputError(ValueError):
     """A user mistake: bad config, bad argument or bad data. The message is one line and names the field."""
 
 
-def invalid(name: str, value: Any, expected: str) -> FalabInputError:
-    """Build the uniform error ``Invalid <name>: <value> (expected <expected>)``."""
-    shown = repr(value) if isinstance(value, str) else str(value)
+def invalid(name: str, value: Any, expected: str, *, quote: bool = True) -> FalabInputError:
+    """Build the uniform error ``Invalid <name>: <value> (expected <expected>)``; string values are quoted unless
+    ``quote=False`` (for descriptions such as ``'3 non-finite entries'``)."""
+    shown = repr(value) if (isinstance(value, str) and quote) else str(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
     return FalabInputError(f"Invalid {name}: {shown} (expected {expected})")
@@ -50,7 +51,7 @@ def check_finite(name: str, tensor: torch.Tensor) -> torch.Tensor:
         raise invalid(name, type(tensor).__name__, "a torch.Tensor")
     if not bool(torch.isfinite(tensor).all()):
         bad = int((~torch.isfinite(tensor)).sum())
-        raise invalid(name, f"{bad} non-finite entries", "finite values (no NaN or inf)")
+        raise invalid(name, f"{bad} non-finite entries", "finite values (no NaN or inf)", quote=False)
     return tensor
 
 

@@ -60,7 +60,8 @@ class Euler(AbstractScheme):
 
     def step(self, problem, params, update, lrs, batch):
         del problem, batch
-        return {k: (v - lrs[k] * update[k]) if k in update else v for k, v in params.items()}
+        # torch.add with alpha is one fused pass over memory (v - lr * u would be two).
+        return {k: torch.add(v, update[k], alpha=-lrs[k]) if k in update else v for k, v in params.items()}
 
 
 def simulate_discrete(
@@ -129,7 +130,8 @@ def simulate_discrete(
         new = problem.constrain(scheme.step(problem, params, upd, lrs, batch))
         if on_step is not None:
             on_step(k, params, upd, new)
-        if not all(bool(torch.isfinite(v).all()) for v in new.values()):
+        # A sum is non-finite iff some entry is (inf - inf gives nan), and costs one pass without a bool mask.
+        if not all(bool(torch.isfinite(v.sum())) for v in new.values()):
             traj.status, traj.message = "diverged", f"non-finite parameters after step {k}"
             return traj
         params = new

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
 
 from .._checks import check_choice, check_positive, invalid
 from ..models import Params
@@ -57,6 +56,8 @@ def simulate_flow(
     rtol: float = 1e-10,
     atol: float = 1e-12,
     method: str = "DOP853",
+    step_size: float | None = None,
+    max_evaluations: int = 2_000_000,
     measures: Mapping[str, Measure] | None = None,
     keep_params: bool = True,
     events: Sequence[Callable[[float, Params], float]] | None = None,
@@ -67,16 +68,23 @@ def simulate_flow(
     Main arguments:
         problem: model, rule, loss, data and feedback.
         params0: initial parameters (leading dims = ensemble members).
-        ts: increasing output times starting at 0 or later; the last one is the horizon.
+        ts: increasing output times >= 0; the last one is the horizon.
 
-    Other arguments (keyword-only): ``rtol``/``atol`` of the adaptive solver (tight defaults 1e-10/1e-12),
-    ``method`` (scipy name), ``measures`` (name -> function of a :class:`Snapshot`), ``keep_params``,
-    ``events`` (functions ``g(t, params)``, zeros are located and returned in ``trajectory.events``), ``max_step``.
+    Other arguments (keyword-only):
+        rtol, atol: tolerances of the adaptive solver (tight defaults 1e-10 / 1e-12).
+        method: a scipy ``solve_ivp`` method (``DOP853`` default, ``RK45``, ``Radau``, ...) stepped by falab so that
+            every output time reached is recorded even if a later step fails; or ``'rk4'``, torchdiffeq's fixed-step
+            RK4 with ``step_size`` — the honest choice for ReLU networks, whose vector field is discontinuous where a
+            pre-activation crosses 0 (adaptive solvers can stall there in a sliding mode).
+        max_evaluations: budget of vector-field evaluations; when exhausted the run stops with
+            ``status = 'stalled'`` and keeps what it recorded.
+        measures: name -> function of a :class:`Snapshot`, evaluated at every output time.
+        events: functions ``g(t, params)``; their zero crossings are located (scipy methods) and returned in
+            ``trajectory.events`` (one array of times per event).
 
-    A solver failure or a non-finite state ends the run with ``status = 'diverged'``; the times already reached are
-    kept.
+    A non-finite state or loss ends the run with ``status = 'diverged'``; the times already reached are kept.
     """
-    check_choice("flow.method", method, METHODS)
+    check_choice("flow.method", method, (*METHODS, "rk4"))
     check_positive("flow.rtol", rtol)
     check_positive("flow.atol", atol)
     ts = [float(t) for t in ts]
@@ -84,48 +92,120 @@ def simulate_flow(
         raise invalid("ts", ts, "at least one output time")
     if ts[0] < 0 or any(b <= a for a, b in zip(ts, ts[1:])):
         raise invalid("ts", ts[:5], "strictly increasing times >= 0")
-    t_end = ts[-1]
-    if t_end <= 0:
-        raise invalid("t_end", t_end, "a time > 0")
+    if ts[-1] <= 0:
+        raise invalid("t_end", ts[-1], "a time > 0")
+    if method == "rk4" and (step_size is None or not step_size > 0):
+        raise invalid("flow.step_size", step_size, "a step > 0 for method 'rk4'")
     params0 = {k: v.detach().to(torch.float64).contiguous() for k, v in params0.items()}
     params0 = problem.constrain(params0)
     flat = _Flattener(params0)
     field_fn = vector_field(problem)
+    traj = Trajectory()
+    counter = {"nfev": 0}
+
+    def record(i: int, t: float, vec: np.ndarray) -> bool:
+        """Record one output time; False when the state or loss is non-finite (the run stops there)."""
+        if not np.all(np.isfinite(vec)):
+            traj.status, traj.message = "diverged", f"non-finite parameters at t = {t:.6g}"
+            return False
+        params = problem.constrain(flat.unpack(vec.copy()))
+        if not bool(torch.isfinite(problem.loss_value(params)).all()):
+            traj.status, traj.message = "diverged", f"non-finite loss at t = {t:.6g}"
+            return False
+        traj.record(Snapshot(t=t, step=i, params=params, problem=problem), measures, keep_params)
+        return True
 
     def rhs(t: float, vec: np.ndarray) -> np.ndarray:
         del t
+        counter["nfev"] += 1
         out = field_fn(flat.unpack(vec))
         return np.concatenate([out[n].reshape(-1).numpy() for n in flat.names])
 
-    wrapped_events = None
-    if events:
-        wrapped_events = []
-        for ev in events:
-            def g(t: float, vec: np.ndarray, ev=ev) -> float:
-                return float(ev(t, problem.constrain(flat.unpack(vec))))
-            g.terminal = getattr(ev, "terminal", False)  # type: ignore[attr-defined]
-            g.direction = getattr(ev, "direction", 0.0)  # type: ignore[attr-defined]
-            wrapped_events.append(g)
-
-    sol = solve_ivp(rhs, (0.0 if ts[0] > 0 else ts[0], t_end), flat.pack(params0), method=method,
-                    t_eval=ts, rtol=rtol, atol=atol, events=wrapped_events, max_step=max_step)
-    traj = Trajectory()
-    traj.info.update(nfev=int(sol.nfev), solver=method, rtol=rtol, atol=atol)
-    for i, t in enumerate(sol.t):
-        vec = sol.y[:, i].copy()
-        if not np.all(np.isfinite(vec)):
-            traj.status, traj.message = "diverged", f"non-finite parameters at t = {t:.6g}"
-            break
-        params = problem.constrain(flat.unpack(vec))
-        snap = Snapshot(t=float(t), step=i, params=params, problem=problem)
-        loss = problem.loss_value(params)
-        if not bool(torch.isfinite(loss).all()):
-            traj.status, traj.message = "diverged", f"non-finite loss at t = {t:.6g}"
-            break
-        traj.record(snap, measures, keep_params)
-    if sol.status == -1 and traj.status == "ok":
-        reached = traj.times[-1] if traj.times else 0.0
-        traj.status, traj.message = "diverged", f"solver stopped after t = {reached:.6g}: {sol.message}"
-    if events and sol.t_events is not None:
-        traj.events = [np.asarray(te) for te in sol.t_events]
+    y0 = flat.pack(params0)
+    if method == "rk4":
+        _fixed_step_rk4(rhs, y0, ts, step_size, record)
+    else:
+        _adaptive(rhs, y0, ts, method, rtol, atol, max_step, max_evaluations, counter, record, traj, events, flat,
+                  problem)
+    traj.info.update(nfev=counter["nfev"], solver=method, rtol=rtol, atol=atol, step_size=step_size)
     return traj
+
+
+def _fixed_step_rk4(rhs, y0: np.ndarray, ts: list[float], step_size: float, record) -> None:
+    """torchdiffeq's fixed-grid RK4 (3/8 rule) between consecutive output times (each interval split evenly)."""
+    from torchdiffeq import odeint
+
+    def f(t, y):
+        return torch.from_numpy(rhs(float(t), y.numpy()))
+
+    y = y0
+    t_prev = 0.0
+    if ts[0] == 0.0:
+        if not record(0, 0.0, y):
+            return
+        ts_rest = ts[1:]
+    else:
+        ts_rest = ts
+    for i, t in enumerate(ts_rest, start=len(ts) - len(ts_rest)):
+        n = max(1, int(np.ceil((t - t_prev) / step_size - 1e-9)))
+        out = odeint(f, torch.from_numpy(y), torch.tensor([t_prev, t], dtype=torch.float64), method="rk4",
+                     options={"step_size": (t - t_prev) / n})
+        y = out[-1].numpy()
+        t_prev = t
+        if not record(i, t, y):
+            return
+
+
+def _adaptive(rhs, y0, ts, method, rtol, atol, max_step, max_evaluations, counter, record, traj, events, flat,
+              problem) -> None:
+    """Step a scipy solver ourselves (as solve_ivp does) so that output times are recorded as they are passed."""
+    from scipy.integrate._ivp.ivp import METHODS as SCIPY_METHODS
+
+    solver = SCIPY_METHODS[method](rhs, 0.0, y0, ts[-1], rtol=rtol, atol=atol, max_step=max_step)
+    ev_fns = []
+    for ev in events or []:
+        def g(t: float, vec: np.ndarray, ev=ev) -> float:
+            return float(ev(t, problem.constrain(flat.unpack(vec))))
+        ev_fns.append(g)
+    ev_times: list[list[float]] = [[] for _ in ev_fns]
+    ev_prev = [g(0.0, y0) for g in ev_fns]
+    i = 0
+    if ts[0] == 0.0:
+        if not record(0, 0.0, y0):
+            return
+        i = 1
+    while i < len(ts):
+        if counter["nfev"] > max_evaluations:
+            traj.status = "stalled"
+            traj.message = (f"stopped after {counter['nfev']} vector-field evaluations at t = {solver.t:.6g} "
+                            f"(budget max_evaluations = {max_evaluations}); a discontinuous field (ReLU) can stall "
+                            "adaptive solvers: try method 'rk4' with a step_size")
+            return
+        msg = solver.step()
+        if solver.status == "failed":
+            reached = traj.times[-1] if traj.times else 0.0
+            traj.status, traj.message = "diverged", f"solver failed after t = {reached:.6g}: {msg}"
+            return
+        dense = None
+        if ev_fns:
+            dense = solver.dense_output()
+            for j, g in enumerate(ev_fns):
+                now = g(solver.t, solver.y)
+                if np.sign(now) != np.sign(ev_prev[j]) and ev_prev[j] != 0.0:
+                    from scipy.optimize import brentq
+
+                    ev_times[j].append(brentq(lambda s, g=g, dense=dense: g(s, dense(s)), solver.t_old, solver.t, xtol=1e-14,
+                                              rtol=4 * np.finfo(float).eps))
+                ev_prev[j] = now
+        while i < len(ts) and ts[i] <= solver.t:
+            if dense is None:
+                dense = solver.dense_output()
+            y = solver.y if ts[i] == solver.t else dense(ts[i])
+            if not record(i, ts[i], y):
+                return
+            i += 1
+        if solver.status == "finished" and i < len(ts):
+            if not record(i, ts[i], solver.y):
+                return
+            i += 1
+    traj.events = [np.asarray(e) for e in ev_times]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from ._activations import AbstractActivation
+from ._activations import AbstractActivation, Identity
 from ._forward import Trace
 
 
@@ -33,7 +33,13 @@ def weight_gradient(delta: Tensor, a_in: Tensor) -> Tensor:
     r"""Local weight update :math:`G = \delta^T A` (sum over samples; the loss scaling is inside delta).
 
     ``delta (..., N, n_out)``, ``a_in (..., N, n_in)`` -> ``(..., n_out, n_in)``; claims.md §1.2 ``E[delta a^T]``.
+    With shared inputs ``a_in (N, n_in)`` and an ensemble ``delta (K, N, n_out)`` this is one GEMM
+    ``a_in^T [delta_1 ... delta_K]`` (no copy when delta has the ``(N, K, n_out)`` layout that :func:`linear` produces).
     """
+    if a_in.dim() == 2 and delta.dim() == 3:
+        k, n, n_out = delta.shape
+        stacked = delta.transpose(0, 1).reshape(n, k * n_out)
+        return (a_in.T @ stacked).view(a_in.shape[1], k, n_out).permute(1, 2, 0)
     return delta.transpose(-1, -2) @ a_in
 
 
@@ -81,7 +87,9 @@ def chain_backward(
         signal, gw[l], gb[l] = linear_backward(delta, trace.inputs[l], fb, with_bias=with_bias[l])
         deltas[l] = delta
         if l > 0:
-            delta = activations[l - 1].derivative(trace.pre[l - 1]) * signal
+            act = activations[l - 1]
+            # Identity layers skip the multiplication by phi' = 1 (a full pass over the ensemble's activations).
+            delta = signal if isinstance(act, Identity) else act.derivative(trace.pre[l - 1]) * signal
     return gw, gb, deltas
 
 
@@ -109,7 +117,9 @@ def direct_backward(
         if l == n - 1:
             delta = output_error
         else:
-            delta = activations[l].derivative(trace.pre[l]) * feedback_signal(output_error, direct_feedback[l])
+            signal = feedback_signal(output_error, direct_feedback[l])
+            act = activations[l]
+            delta = signal if isinstance(act, Identity) else act.derivative(trace.pre[l]) * signal
         _, gw[l], gb[l] = linear_backward(delta, trace.inputs[l], None, with_bias=with_bias[l])
         deltas[l] = delta
     return gw, gb, deltas

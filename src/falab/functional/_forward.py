@@ -32,8 +32,17 @@ class Trace(NamedTuple):
 
 
 def linear(a: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``H = A W^T (+ b)`` for ``A (..., N, n_in)``, ``W (..., n_out, n_in)``, ``b (..., n_out)``."""
-    h = a @ weight.transpose(-1, -2)
+    """``H = A W^T (+ b)`` for ``A (..., N, n_in)``, ``W (..., n_out, n_in)``, ``b (..., n_out)``.
+
+    Shared data with an ensemble of weights (``A (N, n_in)``, ``W (K, n_out, n_in)``) is computed as one GEMM
+    ``A [W_1; ...; W_K]^T`` instead of K small matmuls (4x faster here, see ``falab bench``); the result is a
+    ``(K, N, n_out)`` view whose memory is laid out ``(N, K, n_out)``, which :func:`weight_gradient` exploits.
+    """
+    if a.dim() == 2 and weight.dim() == 3:
+        k, n_out, n_in = weight.shape
+        h = (a @ weight.reshape(k * n_out, n_in).T).view(a.shape[0], k, n_out).transpose(0, 1)
+    else:
+        h = a @ weight.transpose(-1, -2)
     if bias is not None:
         h = h + bias.unsqueeze(-2)
     return h

@@ -1,0 +1,177 @@
+"""The command line: one-line errors with exit code 2 for user mistakes, divergence handling, reproducibility."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from falab.cli import main
+
+BASE = {
+    "seed": 0,
+    "model": {"widths": [4, 6, 1], "activation": "relu"},
+    "data": {"kind": "teacher", "n_samples": 8},
+    "rule": {"name": "fa"},
+    "loss": {"name": "squared"},
+    "dynamics": {"kind": "euler", "lr": 0.05, "steps": 20, "record_every": 5},
+}
+
+
+def _with(path: str, value):
+    cfg = yaml.safe_load(yaml.safe_dump(BASE))
+    node = cfg
+    keys = path.split(".")
+    for k in keys[:-1]:
+        node = node[k]
+    if value is _DELETE:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return cfg
+
+
+_DELETE = object()
+
+
+def _run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    old = sys.argv
+    sys.argv = ["falab", *args]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _write(tmp_path: Path, cfg) -> Path:
+    p = tmp_path / "cfg.yaml"
+    p.write_text(cfg if isinstance(cfg, str) else yaml.safe_dump(cfg))
+    return p
+
+
+BAD_CONFIGS = [
+    ("unknown rule", _with("rule.name", "backprop2"), r"Invalid rule\.name: 'backprop2' \(expected 'bp', 'fa', 'dfa' or 'fa_star'\)"),
+    ("unknown activation", _with("model.activation", "swish"), r"Invalid model\.activation: 'swish' \(expected one of identity, relu"),
+    ("negative step size", _with("dynamics.lr", -0.1), r"Invalid dynamics\.euler\.lr.*-0\.1.*greater than 0"),
+    ("zero step size", _with("dynamics.lr", 0.0), r"Invalid dynamics\.euler\.lr.*0\.0.*greater than 0"),
+    ("t_end <= 0", _with("dynamics", {"kind": "flow", "t_end": 0}), r"Invalid dynamics\.flow\.t_end: 0 \(expected greater than 0\)"),
+    ("K = 0", _with("ensemble", 0), r"Invalid ensemble: 0 \(expected greater than or equal to 1\)"),
+    ("missing rule", _with("rule", _DELETE), r"Invalid rule: missing \(expected this required field\)"),
+    ("mistyped steps", _with("dynamics.steps", "many"), r"Invalid dynamics\.euler\.steps: 'many' \(expected a valid integer"),
+    ("mistyped widths", _with("model.widths", "4-6-1"), r"Invalid model\.widths: '4-6-1' \(expected a valid list\)"),
+    ("widths too short", _with("model.widths", [4]), r"Invalid model\.widths: \[4\] \(expected .*at least 2 items"),
+    ("unknown loss", _with("loss.name", "hinge"), r"Invalid loss\.name: 'hinge' \(expected 'squared', 'exponential' or 'cross_entropy'\)"),
+    ("bad reduction", _with("loss.reduction", "avg"), r"Invalid loss\.reduction: 'avg' \(expected 'mean' or 'sum'\)"),
+    ("unknown dynamics kind", _with("dynamics.kind", "leapfrog"), r"Invalid dynamics\.kind: 'leapfrog' \(expected one of 'flow', 'euler', 'sgd'\)"),
+    ("misspelled field", _with("modle", 1), r"Invalid modle: 1 \(expected no such field"),
+    ("sgd without batch", _with("dynamics.kind", "sgd"), r"Invalid dynamics\.sgd\.batch_size: .*required for kind 'sgd'"),
+    ("negative seed", _with("seed", -3), r"Invalid seed: -3 \(expected greater than or equal to 0\)"),
+    ("unknown measure", _with("measures", ["loss", "entropy"]), r"Invalid measures\.1: 'entropy' \(expected 'loss', 'layer_norms'"),
+    ("negative feedback std", _with("rule.feedback", {"kind": "gaussian", "std": -1}), r"Invalid rule\.feedback\.std: -1 \(expected greater than 0\)"),
+    ("exponential loss, 2 outputs", _with("model.widths", [4, 6, 2]) | {"loss": {"name": "exponential"}},
+     r"Invalid model\.widths: 2 \(expected a last width of 1 for the exponential loss\)"),
+    ("zero layer out of range", _with("model.init", {"scheme": "xavier", "zero_layers": [3]}),
+     r"Invalid model\.init\.zero_layers: 3 \(expected layer indices in 1\.\.2\)"),
+    ("widths inconsistent with data", _with("data", {"kind": "digits", "n_samples": 20}) | {"model": {"widths": [10, 5, 10]}},
+     r"Invalid model\.widths\[0\]: 10 \(expected the data's input width 64"),
+    ("batch larger than data", _with("dynamics", {"kind": "sgd", "lr": 0.1, "steps": 3, "batch_size": 100}),
+     r"Invalid batch_size: 100 \(expected at most the number of samples \(8\)\)"),
+    ("config is a list", "- 1\n- 2\n", r"Invalid config: 'list' \(expected a mapping"),
+    ("invalid YAML", "model: [1, 2\n", r"Invalid config YAML: 'cfg\.yaml' \(expected valid YAML"),
+]
+
+
+@pytest.mark.parametrize(("label", "cfg", "pattern"), BAD_CONFIGS, ids=[b[0] for b in BAD_CONFIGS])
+def test_bad_config_is_one_line_exit_2(label, cfg, pattern, tmp_path, capsys):
+    code, out, err = _run_cli(["run", str(_write(tmp_path, cfg)), "--out", str(tmp_path / "out")], capsys)
+    assert code == 2, (label, out, err)
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    import re
+
+    assert re.search(pattern, lines[0]), lines[0]
+
+
+def test_non_finite_data_file(tmp_path, capsys):
+    x = np.ones((5, 4))
+    x[2, 1] = np.nan
+    np.savez(tmp_path / "d.npz", X=x, y=np.ones((5, 1)))
+    cfg = _with("data", {"kind": "file", "path": str(tmp_path / "d.npz")})
+    code, _, err = _run_cli(["run", str(_write(tmp_path, cfg))], capsys)
+    assert code == 2
+    assert err.strip() == "error: Invalid data X: 1 non-finite entries (expected finite values only)"
+
+
+def test_unknown_paper_and_missing_file(tmp_path, capsys):
+    code, _, err = _run_cli(["reproduce", "P001", "--out", str(tmp_path)], capsys)
+    assert (code, err.strip()) == (2, "error: Invalid paper: 'P001' (expected one of P000, P002, P003, P004, NN)")
+    code, _, err = _run_cli(["run", str(tmp_path / "nope.yaml")], capsys)
+    assert code == 2 and "Invalid config path" in err
+
+
+def test_divergence_keeps_metrics_and_exits_1(tmp_path, capsys):
+    cfg = _with("dynamics.lr", 50.0) | {"model": {"widths": [4, 30, 1], "activation": "identity"}}
+    cfg["dynamics"]["steps"] = 400
+    cfg["dynamics"]["record_every"] = 1
+    out = tmp_path / "out"
+    code, _, err = _run_cli(["run", str(_write(tmp_path, cfg)), "--out", str(out)], capsys)
+    assert code == 1
+    assert "diverged" in err and "Traceback" not in err
+    table = pd.read_csv(out / "metrics.csv")
+    losses = table[table.measure == "loss"].value.to_numpy()
+    assert len(losses) >= 2 and np.all(np.isfinite(losses))
+    assert losses[-1] > 1e3 * losses[0]  # it really was blowing up when it stopped
+    assert yaml.safe_load((out / "manifest.json").read_text())["status"] == "diverged"
+
+
+@pytest.mark.parametrize("dynamics", [
+    {"kind": "euler", "lr": 0.05, "steps": 30, "record_every": 3},
+    {"kind": "flow", "t_end": 2.0, "n_points": 5},
+    {"kind": "flow", "t_end": 0.5, "n_points": 3, "method": "rk4", "step_size": 0.01},
+])
+def test_rerun_is_byte_identical(dynamics, tmp_path, capsys):
+    cfg = _with("dynamics", dynamics)
+    if dynamics.get("method") != "rk4":  # adaptive solvers need a smooth field (ReLU can stall them)
+        cfg["model"]["activation"] = "tanh"
+    cfg["ensemble"] = 3
+    cfg["measures"] = ["loss", "layer_norms", "conserved", "feedback_angle", "update_angle"]
+    path = _write(tmp_path, cfg)
+    for name in ("a", "b"):
+        code, _, err = _run_cli(["run", str(path), "--out", str(tmp_path / name)], capsys)
+        assert code == 0, err
+    for f in ("metrics.csv", "manifest.json"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+    manifest = yaml.safe_load((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["seed"] == 0 and manifest["environment"]["torch"] and manifest["environment"]["git_commit"]
+    table = pd.read_csv(tmp_path / "a" / "metrics.csv")
+    assert set(table.member) == {0, 1, 2}
+
+
+def test_stalled_relu_flow_keeps_records(tmp_path, capsys):
+    cfg = _with("dynamics", {"kind": "flow", "t_end": 0.5, "n_points": 5, "max_evaluations": 3000})
+    cfg["ensemble"] = 3
+    out = tmp_path / "out"
+    code, _, err = _run_cli(["run", str(_write(tmp_path, cfg)), "--out", str(out)], capsys)
+    if code == 0:  # this seed may never stall; then the run must have reached t_end
+        assert pd.read_csv(out / "metrics.csv").time.max() == 0.5
+        return
+    assert code == 1 and "stalled" in err and "rk4" in err
+    assert (pd.read_csv(out / "metrics.csv").time == 0.0).any()
+
+
+def test_console_script_exit_code():
+    """The installed entry point itself (not just main()) exits with 2 and prints no traceback."""
+    proc = subprocess.run([sys.executable, "-m", "falab.cli", "reproduce", "P9"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: Invalid paper: 'P9' (expected one of P000, P002, P003, P004, NN)"
