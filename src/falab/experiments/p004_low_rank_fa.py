@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.integrate import simpson
 from torch import Tensor
 
 from ..dynamics import Euler, Problem, Trajectory, simulate_discrete, simulate_flow
@@ -144,7 +145,6 @@ def _fig2(ctx: RunContext) -> ExperimentOutput:
     n = m = 40 if ctx.quick else 100
     eta, r, sigma0 = (2e-2 if ctx.quick else 1e-2), 5, 0.01
     rule_steps = {"GD": 1500, "FA": 3500, "FA*": 1000} if ctx.quick else dict.fromkeys(RULE_NAMES, 20000)
-    steps = max(rule_steps.values())
     sig_a = np.linspace(2.0, 1.0, 5)
     sig_b = np.concatenate([np.ones(5), np.full(15, np.sqrt(1.0 / 3.0))])
     ya = th.spectral_target(rng, n, m, sig_a)[0]
@@ -157,10 +157,12 @@ def _fig2(ctx: RunContext) -> ExperimentOutput:
     for name in RULE_NAMES:
         ctx.progress(f"P004 Fig2: {name} ({rule_steps[name]} Euler steps)")
         prob, p0 = mf_problem(name, y, z0, w0, b)
-        runs[name] = simulate_discrete(prob, p0, Euler(lr=eta), rule_steps[name],
-                                       record_every=max(rule_steps[name] // 200, 1),
-                                       measures={"err": _error_norm} if name == "GD"
-                                       else {"err": _error_norm, "stat": ins.m_stationarity})
+        if name == "GD":
+            runs[name] = simulate_discrete(prob, p0, Euler(lr=eta), rule_steps[name],
+                                           record_every=max(rule_steps[name] // 200, 1), measures={"err": _error_norm})
+        else:  # FA's slowest mode depends on the draw of B: continue (same Euler map) until stationary
+            runs[name] = _euler_until_stationary(prob, p0, eta, rule_steps[name], (4 if ctx.quick else 3) * rule_steps[name])
+        rule_steps[name] = runs[name].steps[-1]
     t_sim = time.perf_counter() - t0
     opt = [th.optimal_error(sig_a, r), th.optimal_error(sig_b, r)]
     fa_lim = [th.fa_error(ya, _np(b[0])), th.fa_error(yb, _np(b[1]))]
@@ -170,19 +172,31 @@ def _fig2(ctx: RunContext) -> ExperimentOutput:
                                        {k: (np.asarray(v.steps), _np(v.metric("err")[:, i])) for k, v in runs.items()},
                                        optimal=opt[i], fa_limit=fa_lim[i], title=f"P004 Fig. 2{title}"))
 
-    # Lemma 1: at convergence (stationarity residuals < 1e-10), Z W = P_{col(YB)} Y for FA and FA*
-    l1_rel, stat_max = 0.0, 0.0
+    # Lemma 1: at convergence (stationarity residuals < 1e-10), Z W = P_{col(YB)} Y for FA and FA*. A run that has
+    # not become stationary within the step budget (slow modes for an ill-conditioned V^T B) decides nothing; it is
+    # listed with its residual.
+    l1_rel, stat_max, t2_rel, pending = 0.0, 0.0, 0.0, []
+    n_conv = 0
     for name in ("FA", "FA*"):
         z, w = factors(runs[name].final)
-        stat_max = max(stat_max, float(runs[name].metric("stat")[-1].max()))
+        stat = _np(runs[name].metric("stat")[-1]).max(-1)
         for i, yi in enumerate([ya, yb]):
             p = th.lemma1_projection(yi, _np(b[i]))
-            l1_rel = max(l1_rel, float(np.linalg.norm(_np(z[i] @ w[i]) - p) / np.linalg.norm(p)))
-    l1_ok = stat_max < 1e-10 and l1_rel <= 1e-8
-    # Theorem 2: panel (a) reaches Y exactly; the non-random counter-example is stationary with a positive error
-    t2_rel = max(float(runs[nm].metric("err")[-1, 0]) / float(np.linalg.norm(ya)) for nm in ("FA", "FA*"))
+            dist = float(np.linalg.norm(_np(z[i] @ w[i]) - p) / np.linalg.norm(p))
+            if stat[i] >= 1e-10:
+                pending.append(f"{name} panel ({'ab'[i]}): stationarity {stat[i]:.1e}, distance {dist:.1e}")
+                continue
+            n_conv += 1
+            stat_max, l1_rel = max(stat_max, float(stat[i])), max(l1_rel, dist)
+            if i == 0:  # Theorem 2: panel (a) reaches Y exactly
+                t2_rel = max(t2_rel, float(runs[name].metric("err")[-1, 0]) / float(np.linalg.norm(ya)))
+    conv_a = sum(1 for nm in ("FA", "FA*") if float(runs[nm].metric("stat")[-1, 0].max()) < 1e-10)
+    pending_note = ("; not stationary within the step budget (not used): " + "; ".join(pending)) if pending else ""
+    l1_ok = n_conv >= 2 and l1_rel <= 1e-8
     cx = _theorem2_counterexample(rng)
-    t2_ok = t2_rel <= 1e-8 and cx["update_norm"] <= 1e-12 and cx["rel_error"] > 1e-3
+    ens = _theorem2_ensemble(ctx.seed, 6)
+    t2_rel = max(t2_rel, ens["max_rel_error"])
+    t2_ok = conv_a + ens["converged"] >= 3 and t2_rel <= 1e-8 and cx["update_norm"] <= 1e-12 and cx["rel_error"] > 1e-3
     # Theorem 3: simulation (b) + Monte Carlo
     fa_b = float(runs["FA"].metric("err")[-1, 1])
     gd_b = float(runs["GD"].metric("err")[-1, 1])
@@ -221,16 +235,22 @@ def _fig2(ctx: RunContext) -> ExperimentOutput:
         ClaimResult("P004-L1", "confirmed" if l1_ok else "refuted",
                     "[RECON] At FA/FA* stationary points (7) with Gaussian B, Z W = P_{col(YB)} Y = "
                     "YB (B^T Y^T Y B)^+ B^T Y^T Y (Lemma 1).",
-                    {"max_rel_dist_ZW_to_PY": l1_rel, "max_stationarity_residual": stat_max},
+                    {"max_rel_dist_ZW_to_PY": l1_rel, "max_stationarity_residual": stat_max,
+                     "converged_runs": f"{n_conv}/4"},
                     "0", {"rel": 1e-8, "stationarity": 1e-10}, "euler", exp_id,
-                    f"FA and FA* Euler (eta = {eta}, {rule_steps['FA']}/{rule_steps['FA*']} steps), panels (a) and "
+                    f"FA and FA* Euler (eta = {eta}, {rule_steps['FA']}/{rule_steps['FA*']} steps, run until stationary), "
+                    "panels (a) and "
                     "(b); Euler fixed points are the "
-                    "flow's stationary points, so Lemma 1 applies exactly."),
+                    f"flow's stationary points, so Lemma 1 applies exactly{pending_note}."),
         ClaimResult("P004-T2", "confirmed" if t2_ok else "refuted",
                     "[RECON] With Gaussian B and r >= rank(Y), FA/FA* stationary points satisfy Z W = Y (Theorem 2).",
-                    {"max_rel_error_panel_a": t2_rel, "counterexample_update_norm": cx["update_norm"],
+                    {"max_rel_error_converged": t2_rel, "converged_runs_panel_a": f"{conv_a}/2",
+                     "converged_runs_extra_draws": f"{ens['converged']}/{ens['members']}",
+                     "counterexample_update_norm": cx["update_norm"],
                      "counterexample_rel_error": cx["rel_error"]},
                     "0 (random B); > 0 for B orthogonal to row(Y)", 1e-8, "euler", exp_id,
+                    f"FA/FA* of panel (a) plus FA* on {ens['members']} further draws (30x30, rank 3 = r); only runs "
+                    "with stationarity residuals < 1e-10 count. "
                     "Counter-example (rank(Y) = r = 1, B orthogonal to the row space of Y): the engine's FA update "
                     "vanishes exactly at Z random, W = Z^+ Y, with ||Y - ZW|| / ||Y|| = "
                     f"{_fmt(cx['rel_error'])} - randomness of B is needed."),
@@ -278,8 +298,45 @@ def _fig2(ctx: RunContext) -> ExperimentOutput:
         f"(bound {sim4['ratio_bound']:.4f}).",
     ])
     return ExperimentOutput(claims=claims, figures=figs, markdown=md,
-                            numbers={"seconds_total": t_total, "seconds_simulation": t_sim, "steps": steps, "n": n,
+                            numbers={"seconds_total": t_total, "seconds_simulation": t_sim, "steps": rule_steps, "n": n,
                                      "theorem3": t3, "theorem4_sim": sim4})
+
+
+def _euler_until_stationary(prob: Problem, p0: dict[str, Tensor], eta: float, steps: int, max_steps: int,
+                            tol: float = 1e-11) -> Trajectory:
+    """Euler for ``steps`` steps, then in further blocks of ``steps`` until the FA stationarity residuals
+    ``||E B||, ||Z^T E||`` of every member are below ``tol`` or ``max_steps`` is reached (one joined trajectory)."""
+    meas = {"err": _error_norm, "stat": ins.m_stationarity}
+    every = max(steps // 200, 1)
+    traj = simulate_discrete(prob, p0, Euler(lr=eta), steps, record_every=every, measures=meas)
+    while traj.status == "ok" and float(traj.metric("stat")[-1].max()) > tol and traj.steps[-1] < max_steps:
+        more = simulate_discrete(prob, traj.final, Euler(lr=eta), steps, record_every=every, measures=meas)
+        offset = traj.steps[-1]
+        for i in range(1, len(more.steps)):
+            traj.steps.append(offset + more.steps[i])
+            traj.times.append(eta * traj.steps[-1])
+            traj.params.append(more.params[i])
+            for k in meas:
+                traj.metrics[k].append(more.metrics[k][i])
+        traj.status = more.status
+    return traj
+
+
+def _theorem2_ensemble(seed: int, members: int) -> dict[str, Any]:
+    """FA* (Euler) on ``members`` independent draws with r = rank(Y) = 3: relative error of the stationary runs."""
+    rng = np.random.default_rng([seed, 4004])
+    n, r = 30, 3
+    y = torch.tensor(np.stack([th.spectral_target(rng, n, n, np.array([2.0, 1.5, 1.0]))[0] for _ in range(members)]))
+    b = torch.tensor(rng.standard_normal((members, n, r)))
+    z0 = torch.tensor(0.1 * rng.standard_normal((members, n, r)))
+    prob, p0 = mf_problem("FA*", y, z0, torch.zeros(members, r, n, dtype=torch.float64), b)
+    final = simulate_discrete(prob, p0, Euler(lr=2e-2), 1500, record_steps=[1500], measures={"stat": ins.m_stationarity})
+    stat = _np(final.metric("stat")[-1]).max(-1)
+    z, w = factors(final.final)
+    rel = _np(torch.linalg.matrix_norm(y - z @ w) / torch.linalg.matrix_norm(y))
+    ok = stat < 1e-10
+    return {"members": members, "converged": int(ok.sum()),
+            "max_rel_error": float(rel[ok].max()) if ok.any() else 0.0}
 
 
 def _theorem2_counterexample(rng: np.random.Generator) -> dict[str, float]:
@@ -393,17 +450,28 @@ def _fig3a(ctx: RunContext) -> ExperimentOutput:
 # The Fig. 3b / 4 / 5 setting: Y = U V^T (iid Gaussian), Z(0) orthonormal columns, W(0) = Z(0)^T Y, B ~ N(0, 1)
 # ---------------------------------------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=4)
-def _setting(seed: int) -> dict[str, Tensor]:
-    rng = np.random.default_rng(seed + 4050)
+def _draw(seed: int, j: int) -> dict[str, np.ndarray]:
+    """Draw j of the Fig. 3b setting: Y = U V^T (50x6, 40x6 iid N(0,1)), Z(0) orthonormal (50x5), B ~ N(0,1) (40x5),
+    a random W(0) ~ N(0, 0.1^2) for the appendix run, and 40 unit vectors v for Fig. 4a."""
+    rng = np.random.default_rng([seed, 4050, j])
     n, m, k, r = 50, 40, 6, 5
     y = rng.standard_normal((n, k)) @ rng.standard_normal((k, m))
     z0 = th.orthonormal_columns(rng, n, r)
     b = rng.standard_normal((m, r))
     w_rand = 0.1 * rng.standard_normal((r, m))
     v = rng.standard_normal((40, r))
-    return {"y": torch.tensor(y), "z0": torch.tensor(z0), "w0": torch.tensor(z0.T @ y), "b": torch.tensor(b),
-            "w_rand": torch.tensor(w_rand), "v": torch.tensor(v / np.linalg.norm(v, axis=1, keepdims=True))}
+    return {"y": y, "z0": z0, "w0": z0.T @ y, "b": b, "w_rand": w_rand, "v": v / np.linalg.norm(v, axis=1, keepdims=True)}
+
+
+@functools.lru_cache(maxsize=4)
+def _setting(seed: int) -> dict[str, Tensor]:
+    return {k: torch.tensor(v) for k, v in _draw(seed, 0).items()}
+
+
+def _setting_batch(seed: int, members: int) -> dict[str, Tensor]:
+    """``members`` independent draws stacked along a leading ensemble dimension (draw 0 = :func:`_setting`)."""
+    draws = [_draw(seed, j) for j in range(members)]
+    return {k: torch.tensor(np.stack([d[k] for d in draws])) for k in draws[0]}
 
 
 def _horizon(quick: bool) -> tuple[float, int]:
@@ -422,7 +490,9 @@ def _fa_star_flow(seed: int, quick: bool) -> tuple[Trajectory, float]:
                 "lemma5": ins.m_lemma5, "lemma4": ins.m_lemma4, "loss_rate": ins.m_loss_rate,
                 "quad": lambda snap: ins.quadratic_forms(ins.m_alignment(snap), v)}
     t0 = time.perf_counter()
-    ts = np.unique(np.concatenate([np.linspace(0.0, 0.5, npts), np.linspace(0.5, t_end, npts)]))  # fast start
+    # ||R||^2 decays at rates ~ ||B||^2 at the start: a graded grid keeps the quadrature of Theorem 1 accurate
+    ts = np.unique(np.concatenate([np.linspace(0.0, 0.05, npts // 2), np.linspace(0.05, 0.5, npts // 2),
+                                   np.linspace(0.5, t_end, npts)]))
     traj = simulate_flow(prob, p0, ts, measures=measures)
     return traj, time.perf_counter() - t0
 
@@ -477,7 +547,8 @@ def _fig3b(ctx: RunContext) -> ExperimentOutput:
     running_min = np.minimum.accumulate(rn2)
     bound = th.theorem1_bound(_np(s["z0"]), _np(s["y"]), _np(s["b"]), t[1:])
     t1_margin = float(np.min(bound - running_min[1:]))
-    integral = float(np.sum(0.5 * (rn2[1:] + rn2[:-1]) * np.diff(t)))
+    integral = float(simpson(rn2, x=t))
+    quad_err = abs(integral - float(np.sum(0.5 * (rn2[1:] + rn2[:-1]) * np.diff(t))))  # Simpson vs trapezoid
     zyb = _np(traj.metric("zyb"))
     tr_gain = float(np.trace(zyb[-1]) - np.trace(zyb[0]))
     int_rel = abs(integral - tr_gain) / tr_gain
@@ -496,6 +567,7 @@ def _fig3b(ctx: RunContext) -> ExperimentOutput:
     f3_ok = gram_drift <= 1e-9 and mon.gram_rel <= 1e-12
     l4_ok = l4_err <= 1e-8 and l4_fd_err <= 1e-6
     t1_ok = t1_margin >= -1e-6 and int_rel <= 1e-4 and tr_gain <= int_bound and r_ratio < 1e-3
+    int_rel_trap = quad_err / tr_gain
     claims = [
         ClaimResult("P004-F3", "confirmed" if f3_ok else "refuted",
                     "[RECON] FA* keeps Z^T Z constant (Fact 3); Euler: Z_{k+1}^T Z_{k+1} = Z_k^T Z_k + eta^2 R_k^T R_k.",
@@ -513,12 +585,13 @@ def _fig3b(ctx: RunContext) -> ExperimentOutput:
         ClaimResult("P004-T1", "confirmed" if t1_ok else "refuted",
                     "[RECON; derived bound, the paper's constants were lost] FA* converges to a stationary point: "
                     "||R|| -> 0 and min_{s<=T} ||R(s)||_F^2 <= 2 ||Z(0)||_F ||YB||_F / T (Theorem 1).",
-                    {"min_bound_margin": t1_margin, "int_R2_vs_trace_gain_rel": int_rel, "trace_gain": tr_gain,
+                    {"min_bound_margin": t1_margin, "int_R2_vs_trace_gain_rel": int_rel,
+                     "quadrature_error_estimate_rel": int_rel_trap, "trace_gain": tr_gain,
                      "trace_gain_bound": int_bound, "R(T)/R(0)": r_ratio, "final_stationarity": stat_final.tolist(),
                      "loss_rate_sign_changes": n_switch, "sign_changes_other_draws": counts},
                     {"margin": ">= 0", "R(T)/R(0)": "< 1e-3"}, {"margin": 1e-6, "integral_rel": 1e-4}, "flow",
                     "EXP-P004-Fig3b",
-                    f"FA* flow DOP853 over t in [0, {t[-1]:.0f}]; integral by the trapezoid rule on {len(t)} points; "
+                    f"FA* flow DOP853 over t in [0, {t[-1]:.0f}]; integral by Simpson's rule on {len(t)} graded points; "
                     f"{nm_text}."),
     ]
     md = (f"Setting of Figs. 3b/4/5: Y = U V^T (U 50x6, V 40x6 iid N(0,1)), r = 5, Z(0) orthonormal columns, "
@@ -572,9 +645,14 @@ def _fig5_eta(quick: bool) -> float:
     return 5e-3 if quick else 2e-3
 
 
+def _fig5_members(quick: bool) -> int:
+    return 4 if quick else 8
+
+
 @functools.lru_cache(maxsize=4)
 def _fig5_runs(seed: int, quick: bool) -> dict[str, Trajectory]:
-    s = _setting(seed)
+    """Euler runs of FA* and three FA variants on an ensemble of independent draws (member 0 = the Fig. 3b draw)."""
+    s = _setting_batch(seed, _fig5_members(quick))
     eta = _fig5_eta(quick)
     t_end = 2.0 if quick else _horizon(quick)[0]
     steps = int(round(t_end / eta))
@@ -591,11 +669,11 @@ def _fig5_runs(seed: int, quick: bool) -> dict[str, Trajectory]:
     return out
 
 
-def _curve_distance(a: Trajectory, b: Trajectory) -> float:
-    """Mean |log10 L_a - log10 L_b| over the common record times (loss curves on a log scale, as plotted)."""
+def _curve_distance(a: Trajectory, b: Trajectory) -> np.ndarray:
+    """Per member: mean |log10 L_a - log10 L_b| over the common record times (loss curves on a log scale)."""
     la, lb = _np(a.metric("loss")), _np(b.metric("loss"))
     floor = 1e-30
-    return float(np.mean(np.abs(np.log10(la + floor) - np.log10(lb + floor))))
+    return np.mean(np.abs(np.log10(la + floor) - np.log10(lb + floor)), axis=0)
 
 
 def _fig5(ctx: RunContext) -> ExperimentOutput:
@@ -604,39 +682,49 @@ def _fig5(ctx: RunContext) -> ExperimentOutput:
     runs = _fig5_runs(ctx.seed, ctx.quick)
     ref = runs["FA*"]
     names = [k for k in runs if k != "FA*"]
-    dist = {k: _curve_distance(runs[k], ref) for k in names}
-    extra = {k: float(np.sum(_np(runs[k].metric("extra"))[:, 0]) / np.sum(_np(runs[k].metric("extra"))[:, 1]))
+    dist = {k: _curve_distance(runs[k], ref) for k in names}                         # (members,) each
+    extra = {k: _np(runs[k].metric("extra"))[:, :, 0].sum(0) / _np(runs[k].metric("extra"))[:, :, 1].sum(0)
              for k in names}
     d_eq, d_big, d_rand = (dist[names[0]], dist[names[1]], dist[names[2]])
+    members = d_eq.size
+    frac_big = float(np.mean((d_big < d_eq) & (extra[names[1]] < extra[names[0]])))  # larger W step tracks FA* better
+    frac_eq = float(np.mean(d_eq < d_rand))                                           # optimal W(0) beats random W(0)
     fig = plots.loss_curves(ctx.figures_dir / "p004_fig5.png",
-                            {k: (np.asarray(v.times), _np(v.metric("loss"))) for k, v in runs.items() if "random" not in k},
-                            "P004 Fig. 5: FA with optimal W(0) vs FA*", styles=["k-", "-", "--"])
-    if d_big < d_eq < d_rand and extra[names[1]] < extra[names[0]]:
-        verdict, why = "confirmed", "FA with optimal W(0) is closer to FA* than FA with random W(0), closest with 10x."
-    elif d_big < min(d_eq, d_rand) and extra[names[1]] < extra[names[0]]:
+                            {k: (np.asarray(v.times), _np(v.metric("loss"))[:, 0]) for k, v in runs.items()},
+                            "P004 Fig. 5: FA (optimal / random W(0)) vs FA*, draw 0", styles=["k-", "-", "--", ":"])
+    if frac_big == 1.0 and frac_eq == 1.0:
+        verdict, why = "confirmed", "On every draw FA with optimal W(0) is closer to FA* than FA from random W(0), " \
+            "and closer still with the 10x W step."
+    elif frac_big == 1.0:
         verdict, why = "qualified", (
-            "Holds only with the larger W step: with equal steps FA (optimal W(0)) is NOT closer to FA* than FA "
-            "from random W(0) - W leaves its optimum at once (the loss first rises) because with B ~ N(0, 1) Z moves "
-            "at rate ~||B|| >> the rate ~sigma(Z)^2 = 1 at which W relaxes.")
+            f"The larger W step brings FA closer to FA* on every draw, but with equal steps FA from the optimal W(0) "
+            f"is closer to FA* than FA from a random W(0) on only {frac_eq:.0%} of the draws: W leaves its optimum at "
+            "once (the loss first rises) because with B ~ N(0, 1) Z moves at rate ~||B|| >> the rate "
+            "~sigma(Z)^2 = 1 at which W relaxes.")
     else:
-        verdict, why = "refuted", "FA with optimal W(0) does not track FA* better than the references."
+        verdict, why = "refuted", f"The larger W step tracks FA* better on only {frac_big:.0%} of the draws."
     claim = ClaimResult(
         "P004-FAimpl", verdict,
         "[RECON+PAPER obs.] Under FA d/dt(Z^T Y B) = R^T R + B^T E^T Z W B; with W(0) optimal the extra term stays "
         "small and FA's loss curve is close to FA*'s, closer with a larger step for W (Fig. 5).",
-        {"curve_dist_equal_steps": d_eq, "curve_dist_10x_W_step": d_big, "curve_dist_random_W0": d_rand,
-         "rel_extra_term_equal": extra[names[0]], "rel_extra_term_10x": extra[names[1]],
-         "rel_extra_term_randomW0": extra[names[2]]},
-        "d(10x) < d(equal) < d(random W(0))", "ordering (qualitative claim)", "euler", "EXP-P004-Fig5",
-        f"Curve distance = mean |log10 L_FA - log10 L_FA*| over the run (Euler eta_Z = {_fig5_eta(ctx.quick)}); "
-        "extra term = "
-        "int ||B^T E^T Z W B|| dt / int ||R^T R|| dt. " + why)
-    md = (f"FA vs FA* (same Z(0), B; Euler eta_Z = {_fig5_eta(ctx.quick)}): mean |log10 L_FA - log10 L_FA*| = "
-          + ", ".join(f"{k}: {v:.3g}" for k, v in dist.items())
-          + "; relative size of FA's extra alignment term B^T E^T Z W B: "
-          + ", ".join(f"{k}: {v:.3g}" for k, v in extra.items()) + ".")
+        {"frac_draws_10x_closer_than_equal": frac_big, "frac_draws_equal_closer_than_randomW0": frac_eq,
+         "median_curve_dist_equal_steps": float(np.median(d_eq)), "median_curve_dist_10x_W_step": float(np.median(d_big)),
+         "median_curve_dist_random_W0": float(np.median(d_rand)),
+         "median_rel_extra_term_equal": float(np.median(extra[names[0]])),
+         "median_rel_extra_term_10x": float(np.median(extra[names[1]]))},
+        "both fractions = 1", "all draws", "euler", "EXP-P004-Fig5",
+        f"{members} independent draws (ensemble). Curve distance = mean |log10 L_FA - log10 L_FA*| over the run "
+        f"(Euler eta_Z = {_fig5_eta(ctx.quick)}); extra term = int ||B^T E^T Z W B|| dt / int ||R^T R|| dt. " + why)
+    md = (f"FA vs FA* ({members} draws of the Fig. 3b setting, same Z(0), B per draw; Euler eta_Z = "
+          f"{_fig5_eta(ctx.quick)}): median mean-|log10 L_FA - log10 L_FA*| = "
+          + ", ".join(f"{k}: {np.median(v):.3g}" for k, v in dist.items())
+          + "; median relative size of FA's extra alignment term B^T E^T Z W B: "
+          + ", ".join(f"{k}: {np.median(v):.3g}" for k, v in extra.items())
+          + f". 10x W step closer on {frac_big:.0%} of draws; equal-step FA closer than random-W(0) FA on {frac_eq:.0%}.")
     return ExperimentOutput(claims=[claim], figures=[fig], markdown=md,
-                            numbers={"seconds_total": time.perf_counter() - t0, "curve_distance": dist})
+                            numbers={"seconds_total": time.perf_counter() - t0,
+                                     "curve_distance": {k: v.tolist() for k, v in dist.items()}})
+
 
 
 def _figF(ctx: RunContext) -> ExperimentOutput:
@@ -666,9 +754,9 @@ def _figF(ctx: RunContext) -> ExperimentOutput:
     cor = _corollary5(s, 100 if ctx.quick else 400)
     cor_ok = cor["max_rel_traj_diff"] <= 1e-12 and cor["max_loss_rel_diff"] <= 1e-12 and cor["eqs_2_4_rel_err"] <= 1e-12
     fig = plots.loss_curves(ctx.figures_dir / "p004_figF.png",
-                            {"FA*": (np.asarray(runs["FA*"].times), _np(runs["FA*"].metric("loss"))),
+                            {"FA*": (np.asarray(runs["FA*"].times), _np(runs["FA*"].metric("loss"))[:, 0]),
                              "FA, W(0) random": (np.asarray(runs["FA, W(0) random"].times),
-                                                 _np(runs["FA, W(0) random"].metric("loss")))},
+                                                 _np(runs["FA, W(0) random"].metric("loss"))[:, 0])},
                             "P004 appendix: FA with random W(0) (Euler)", styles=["k-", "-"])
     claims = [
         ClaimResult("P004-Baldi", "confirmed" if baldi_ok else "refuted",
