@@ -212,3 +212,23 @@ def test_dfa_conv_state_dict_round_trip_before_first_forward():
     b = DFAConv2d(2, 3, 3, output_dim=4, broadcast=bcast)
     b.load_state_dict(a.state_dict())
     assert torch.equal(a.feedback, b.feedback) and b.feedback.shape == (4, 50)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_fused_conv_backward_equals_torch_nn_grad_kernels(dim):
+    from falab.functional._conv_backward import conv_backward, conv_feedback_signal, conv_weight_gradient
+
+    g = torch.Generator().manual_seed(0)
+    spatial = (9,) if dim == 1 else (7, 6)
+    x = torch.randn(3, 4, *spatial, generator=g, dtype=D64)
+    w_shape = (6, 2, *(3,) * dim)  # groups = 2
+    b = torch.randn(w_shape, generator=g, dtype=D64)
+    opts = {"stride": (2,) * dim, "padding": (1,) * dim, "dilation": (1,) * dim, "groups": 2}
+    fn = F.conv1d if dim == 1 else F.conv2d
+    delta = torch.randn_like(fn(x, b, None, **opts))
+    signal, gw, gb = conv_backward(delta, x, b, w_shape, with_bias=True, **opts)
+    torch.testing.assert_close(signal, conv_feedback_signal(delta, b, x.shape, **opts), rtol=0, atol=1e-13)
+    torch.testing.assert_close(gw, conv_weight_gradient(delta, x, w_shape, **opts), rtol=0, atol=1e-13)
+    torch.testing.assert_close(gb, delta.sum(dim=[0, *range(2, delta.dim())]), rtol=0, atol=1e-13)
+    none, gw2, no_b = conv_backward(delta, x, None, w_shape, with_bias=False, **opts)
+    assert none is None and no_b is None and torch.equal(gw2, gw)

@@ -8,8 +8,10 @@ rule is the one of :func:`falab.functional.linear_backward` written in convoluti
     G_W = \partial\langle \delta, \mathrm{conv}(A, W)\rangle/\partial W,\qquad g_b = \textstyle\sum \delta
 
 Feedback kernels ``F`` are stored with the shape of the forward kernel (``(C_out, C_in/groups, k...)``), the same
-convention as dense layers. The kernels are ``torch.nn.grad.conv{1,2}d_input`` (with ``F``) and
-``torch.nn.grad.conv{1,2}d_weight``; the ``falab.nn`` convolution layers call this function and nothing else.
+convention as dense layers. :func:`conv_feedback_signal` and :func:`conv_weight_gradient` are
+``torch.nn.grad.conv{1,2}d_input`` (with ``F``) and ``torch.nn.grad.conv{1,2}d_weight``; :func:`conv_backward`, which
+the ``falab.nn`` convolution layers call, computes the same three results in one fused call of the op both wrap
+(tests check it against them and against autograd).
 """
 
 from __future__ import annotations
@@ -63,8 +65,15 @@ def conv_backward(
     Returns ``(signal to the input or None when feedback is None, G_W or None, g_b or None)``; the convolution
     analogue of :func:`falab.functional.linear_backward`. ``delta`` is ``(N, C_out, *spatial)`` (1-D or 2-D).
     """
-    opts = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
-    signal = None if feedback is None else conv_feedback_signal(delta, feedback, a_in.shape, **opts)
-    gw = conv_weight_gradient(delta, a_in, weight_shape, **opts) if need_weight else None
-    gb = delta.sum(dim=[0, *range(2, delta.dim())]) if with_bias else None
+    # One fused call of the op that torch.nn.grad.conv{1,2}d_input/_weight wrap (aten.convolution_backward), with the
+    # feedback kernel in the weight slot: grad_input is conv^T(delta, F); grad_weight and grad_bias do not depend on
+    # the kernel's values. This is exactly the cost of native backprop (one call), instead of two separate calls.
+    dim = delta.dim() - 2
+    kernel = feedback if feedback is not None else delta.new_empty(1).expand(list(weight_shape))
+    mask = (feedback is not None, need_weight, with_bias)
+    if not any(mask):
+        return None, None, None
+    signal, gw, gb = torch.ops.aten.convolution_backward(
+        delta, a_in, kernel, [int(weight_shape[0])] if with_bias else None, list(stride), list(padding),
+        list(dilation), False, [0] * dim, groups, mask)
     return signal, gw, gb

@@ -400,21 +400,23 @@ class _ConvMixin:
             conv._eff_padding = tuple(conv.padding)
             conv._pre_pad = None
 
-    def _prepare(self, x: Tensor) -> tuple[Tensor, tuple[int, ...]]:
+    def _prepare(self, x: Tensor) -> tuple[Tensor, tuple[int, ...] | None]:
         conv: Any = self
         nd = self._spatial + 1
-        if x.dim() < nd:
-            raise invalid("input shape", tuple(x.shape), f"(..., C, {'L' if nd == 2 else 'H, W'})")
-        lead = tuple(x.shape[:-nd])
-        x = x.reshape(-1, *x.shape[-nd:])
+        lead = None
+        if x.dim() != nd + 1:  # unbatched or extra leading dims: flatten them into one batch dim
+            if x.dim() < nd:
+                raise invalid("input shape", tuple(x.shape), f"(..., C, {'L' if nd == 2 else 'H, W'})")
+            lead = tuple(x.shape[:-nd])
+            x = x.reshape(-1, *x.shape[-nd:])
         if conv._pre_pad is not None:
             mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
             x = F.pad(x, conv._pre_pad, mode=mode)
         return x, lead
 
     @staticmethod
-    def _finish(out: Tensor, lead: tuple[int, ...]) -> Tensor:
-        return out.reshape(*lead, *out.shape[1:])
+    def _finish(out: Tensor, lead: tuple[int, ...] | None) -> Tensor:
+        return out if lead is None else out.reshape(*lead, *out.shape[1:])
 
 
 def _fa_conv_init(self: Any, kind: AbstractFeedback | None, generator: torch.Generator | None) -> None:
