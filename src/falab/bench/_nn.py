@@ -1,9 +1,10 @@
 """Step-time benchmark of the ``falab.nn`` layers against native torch backprop (and BioTorch 0.0.16 if importable).
 
 One training step = forward, cross-entropy, ``loss.backward()``, ``SGD.step()``, ``zero_grad``; float32 on CPU.
-Models: MLP 784-1000-1000-10 (batch 128) and a LeNet-5-like CNN on 1x28x28 (batch 64). The ratios divide the best
-(minimum over blocks of a few steps) step time of a rule by that of native BP measured in the same run, interleaved
-(BP, FA, DFA, BP, ...) so that slow drifts of the machine affect every variant alike. The thread count is chosen by measuring native BP at
+Models: MLP 784-1000-1000-10 (batch 128) and a LeNet-5-like CNN on 1x28x28 (batch 64). Times are CPU time of
+the process (``time.process_time``: on a shared machine, time spent descheduled is not charged to the step), median
+over many blocks of two steps; the ratios divide a rule's time by native BP's, measured in the same run and
+interleaved (BP, FA, DFA, BP, ...) so that drifts of the machine affect every variant alike. The thread count is chosen by measuring native BP at
 1 and 2 threads (``nn_bench_threads``); never used in timed assertions.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -74,12 +76,11 @@ def _time_variants(steps: dict[str, Callable[[], None]], repeats: int, inner: in
     samples: dict[str, list[float]] = {k: [] for k in steps}
     for _ in range(repeats):
         for k, f in steps.items():
-            t0 = time.perf_counter()
+            t0 = time.process_time()
             for _ in range(inner):
                 f()
-            samples[k].append((time.perf_counter() - t0) / inner)
-    # The minimum over blocks (timeit's advice): on a shared machine interference only ever adds time.
-    return {k: min(v) for k, v in samples.items()}
+            samples[k].append((time.process_time() - t0) / inner)
+    return {k: statistics.median(v) for k, v in samples.items()}
 
 
 def _choose_threads(x: torch.Tensor, y: torch.Tensor) -> int:
@@ -93,18 +94,18 @@ def _choose_threads(x: torch.Tensor, y: torch.Tensor) -> int:
     return best
 
 
-def run_nn_bench(repeats: int = 7, *, threads: int | None = None, quick: bool = False,
+def run_nn_bench(repeats: int = 40, *, threads: int | None = None, quick: bool = False,
                  echo: Callable[[str], None] | None = None) -> dict[str, float]:
     """Ratios ``step time(rule) / step time(native BP)`` for the MLP and the CNN; see the module docstring.
 
-    ``quick`` uses 3 repeats; ``echo`` receives one progress line per model.
+    ``quick`` uses 10 repeats; ``echo`` receives one progress line per model.
 
     Keys: ``nn_fa_over_bp_mlp``, ``nn_dfa_over_bp_mlp``, ``nn_fa_over_bp_cnn``, ``nn_dfa_over_bp_cnn``,
     ``fa_over_bp_step`` (= the MLP FA ratio), ``nn_bench_threads``, the BP step times in ms, and, when BioTorch
     imports, ``biotorch_{fa,dfa}_over_bp_{mlp,cnn}``.
     """
     if quick:
-        repeats = min(repeats, 3)
+        repeats = min(repeats, 10)
     old_threads = torch.get_num_threads()
     g = torch.Generator().manual_seed(0)
     data = {
@@ -128,7 +129,7 @@ def run_nn_bench(repeats: int = 7, *, threads: int | None = None, quick: bool = 
             steps = {k: _stepper(m, x, y, targets_in_forward=(k == "biotorch_dfa")) for k, m in models.items()}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                t = _time_variants(steps, repeats=repeats, inner=5 if arch == "mlp" else 10)
+                t = _time_variants(steps, repeats=repeats, inner=2)
             out[f"nn_bp_step_ms_{arch}"] = 1e3 * t["bp"]
             if echo is not None:
                 echo(f"nn bench {arch}: " + ", ".join(f"{k} {1e3 * v:.1f} ms" for k, v in t.items())

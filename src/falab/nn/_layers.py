@@ -56,6 +56,18 @@ def _draw(kind: AbstractFeedback, like: Tensor, generator: torch.Generator) -> T
     return stored.to(dtype=like.dtype, device=like.device)
 
 
+class _Book:
+    """Per-layer bookkeeping written in the backward pass. A plain object, because ``nn.Module.__setattr__`` is slow
+    enough to show in step times of small networks."""
+
+    __slots__ = ("exact", "sends_signal", "last_feedback")
+
+    def __init__(self) -> None:
+        self.exact = False  # twin-network mode: use W itself (exact backprop) for the instruments
+        self.sends_signal: bool | None = None
+        self.last_feedback: Tensor | None = None
+
+
 class FeedbackLayer:
     """Mixin of every falab layer: the feedback buffer, the kind that turns it into the matrix used, and bookkeeping
     for the instruments (which matrix was used last, whether this layer sends a signal to its input at all)."""
@@ -63,16 +75,25 @@ class FeedbackLayer:
     feedback: Tensor
     feedback_kind: AbstractFeedback
     rule_name: str
-    _exact: bool
-    _sends_signal: bool | None
-    _last_feedback: Tensor | None
+    _book: _Book
 
     def _init_bookkeeping(self, kind: AbstractFeedback, rule_name: str) -> None:
         self.feedback_kind = kind
         self.rule_name = rule_name
-        self._exact = False  # twin-network mode: use W itself (exact backprop) for the instruments
-        self._sends_signal = None
-        self._last_feedback = None
+        self._book = _Book()
+        self._fixed = kind.fixed
+
+    @property
+    def _exact(self) -> bool:
+        return self._book.exact
+
+    @property
+    def _sends_signal(self) -> bool | None:
+        return self._book.sends_signal
+
+    @property
+    def _last_feedback(self) -> Tensor | None:
+        return self._book.last_feedback
 
     def feedback_matrix(self) -> Tensor:
         """The matrix used (or to be used) in place of ``W`` in the backward pass, in ``W``'s shape."""
@@ -85,9 +106,9 @@ class FeedbackLayer:
 
 def _kind_current(layer: Any, weight: Tensor, stored: Tensor) -> Tensor:
     """The feedback used now: ``kind.current`` on matrix views, reshaped to the kernel shape."""
-    kind = layer.feedback_kind
-    if kind.fixed:
+    if layer._fixed:
         return stored
+    kind = layer.feedback_kind
     b = kind.current(_as_matrix(weight), _as_matrix(stored))
     return b.reshape(weight.shape)
 
@@ -95,8 +116,8 @@ def _kind_current(layer: Any, weight: Tensor, stored: Tensor) -> Tensor:
 def _used_feedback(layer: Any) -> Tensor:
     """What the instruments should measure: brSF's matrix of the last backward pass (it is redrawn per batch, a fresh
     draw would be a different matrix), otherwise ``kind.current`` at the present weight."""
-    if isinstance(layer.feedback_kind, BatchRandomMagnitudeSignFeedback) and layer._last_feedback is not None:
-        return layer._last_feedback
+    if isinstance(layer.feedback_kind, BatchRandomMagnitudeSignFeedback) and layer._book.last_feedback is not None:
+        return layer._book.last_feedback
     return _kind_current(layer, layer.weight.detach(), layer.feedback)
 
 
@@ -117,12 +138,16 @@ class _FALinearFunction(torch.autograd.Function):
         x, weight, stored = ctx.saved_tensors
         layer = ctx.layer
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        layer._sends_signal = need_x
+        book = layer._book
+        book.sends_signal = need_x
         fb = None
         if need_x:
-            fb = weight if layer._exact else _kind_current(layer, weight, stored)
-            if not layer._exact:
-                layer._last_feedback = fb
+            if book.exact:
+                fb = weight
+            else:
+                fb = _kind_current(layer, weight, stored)
+                if not layer._fixed:
+                    book.last_feedback = fb
         # Leading dims (sequences, images of tokens) are samples: flatten them, as the functional route's N.
         d2 = grad_out.reshape(-1, grad_out.shape[-1])
         a2 = x.reshape(-1, x.shape[-1])
@@ -131,7 +156,7 @@ class _FALinearFunction(torch.autograd.Function):
 
 
 def _conv_opts(layer: Any) -> dict[str, Any]:
-    return {"stride": layer.stride, "padding": layer._eff_padding, "dilation": layer.dilation, "groups": layer.groups}
+    return layer._opts
 
 
 class _FAConvFunction(torch.autograd.Function):
@@ -149,12 +174,16 @@ class _FAConvFunction(torch.autograd.Function):
         x, weight, stored = ctx.saved_tensors
         layer = ctx.layer
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        layer._sends_signal = need_x
+        book = layer._book
+        book.sends_signal = need_x
         fb = None
         if need_x:
-            fb = weight if layer._exact else _kind_current(layer, weight, stored)
-            if not layer._exact:
-                layer._last_feedback = fb
+            if book.exact:
+                fb = weight
+            else:
+                fb = _kind_current(layer, weight, stored)
+                if not layer._fixed:
+                    book.last_feedback = fb
         signal, gw, gb = conv_backward(grad_out, x, fb, weight.shape, with_bias=need_b, need_weight=need_w,
                                        **_conv_opts(layer))
         return signal, gw, gb, None, None
@@ -244,10 +273,10 @@ class _DFALinearFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         layer = ctx.layer
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        layer._sends_signal = need_x
+        layer._book.sends_signal = need_x
         d2 = grad_out.reshape(-1, grad_out.shape[-1])
         a2 = x.reshape(-1, x.shape[-1])
-        fb = weight if (need_x and layer._exact) else None
+        fb = weight if (need_x and layer._book.exact) else None
         signal, gw, gb = linear_backward(d2, a2, fb, with_bias=need_b)
         if signal is not None:
             signal = signal.reshape(x.shape)
@@ -269,8 +298,8 @@ class _DFAConvFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         layer = ctx.layer
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        layer._sends_signal = need_x
-        fb = weight if (need_x and layer._exact) else None
+        layer._book.sends_signal = need_x
+        fb = weight if (need_x and layer._book.exact) else None
         signal, gw, gb = conv_backward(grad_out, x, fb, weight.shape, with_bias=need_b, need_weight=need_w,
                                        **_conv_opts(layer))
         if signal is None and need_x:
@@ -399,6 +428,8 @@ class _ConvMixin:
         else:
             conv._eff_padding = tuple(conv.padding)
             conv._pre_pad = None
+        conv._opts = {"stride": conv.stride, "padding": conv._eff_padding, "dilation": conv.dilation,
+                      "groups": conv.groups}
 
     def _prepare(self, x: Tensor) -> tuple[Tensor, tuple[int, ...] | None]:
         conv: Any = self
@@ -543,11 +574,11 @@ def exact_backprop(model: nn.Module) -> Iterator[nn.Module]:
     """Inside this context every falab layer of ``model`` backpropagates through its own weight (``F = W``): the
     model *is* its BP twin at the same weights. Used to measure the angle between a rule's update and the gradient."""
     layers = [m for m in model.modules() if isinstance(m, FeedbackLayer)]
-    old = [m._exact for m in layers]
+    old = [m._book.exact for m in layers]
     for m in layers:
-        m._exact = True
+        m._book.exact = True
     try:
         yield model
     finally:
         for m, o in zip(layers, old):
-            m._exact = o
+            m._book.exact = o
