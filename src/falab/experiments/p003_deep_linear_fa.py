@@ -425,7 +425,8 @@ def exp_fig3(ctx: RunContext) -> ExperimentOutput:
                     note=f"Exact identity y_t = (x_t^2 - S_t)/(2d) holds; Euler converges to a DIFFERENT point of the "
                          f"hyperbola than the flow (eta = 0.05: x_inf = {e05['x_inf']:.6f} vs flow {ref.theta1:.6f}; "
                          f"x_inf^3 - S_inf x_inf = 2 d lambda predicts {e05['x_inf_from_S']:.6f}). eta = 0.05 exceeds "
-                         f"the theorem's sufficient bound {eta_euler_max:.4f} and still converges."),
+                         f"the theorem's sufficient bound {eta_euler_max:.4f} and still converges. Eq. (19) prints "
+                         "W_2^{t+1} = W_2^{t+1} + ..., a typo for W_2^t + ... (used here)."),
         ClaimResult("P003-T9", "qualified" if ok_t9 else "refuted",
                     "modified scheme (26)-(27), zero init, eta < 2/(3 r^2): y_t = x_t^2/(2d) exactly, "
                     "|x_t y_t - lambda| <= 3 lambda (1 - (eta/2) r^2)^t",
@@ -596,7 +597,9 @@ def exp_fig5a(ctx: RunContext) -> ExperimentOutput:
              f"theta_1 theta_2 = lambda, so the error is already {err0:.1g} at t = 0 and returns to 0 after the step; "
              "the step is a transit between two zero-error points (peak error shown). Fig. 5a's printed roots (-2, 1, 2) "
              "sum to 1 and cannot be roots of the depressed cubic (13); we integrate the factored cubic instead. "
-             "Needs K below -(3/2)(lambda^2/d)^(1/3) for every component."),
+             "Needs K below -(3/2)(lambda^2/d)^(1/3) for every component; Appendix C.1 (2d = 1) prints the "
+             f"threshold as about -(3/2) lambda^(2/3), the exact one is {th.delta_threshold_K(0.5, 1.0):.4f} "
+             "lambda^(2/3)."),
     ]
     md = (f"**Fig. 5a** Step times (slope of event-detected crossing times in delta, delta = 15 -> 20): "
           f"{np.round(t_meas, 6).tolist()} vs 2/((r3-r2)(r2-r1)) = {np.round(t_pred, 6).tolist()} for lambda = "
