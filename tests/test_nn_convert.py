@@ -187,3 +187,19 @@ def test_conserved_quantity_euler_identity_through_conv_and_pooling():
     q1 = conserved_quantities(net)
     assert abs((q1["0|3"] - q0["0|3"]) - 0.5 * eta**2 * float(g0)) < 1e-12
     assert abs((q1["3|6"] - q0["3|6"]) - 0.5 * eta**2 * float(g3)) < 1e-12
+
+
+@pytest.mark.parametrize("rule", ["dfa", "brsf"])
+def test_converted_models_survive_deepcopy_and_pickle(rule):
+    import copy
+    import pickle
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    convert(net, rule, seed=0)
+    x = torch.randn(5, 3)
+    for twin in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
+        twin(x).sum().backward()
+        assert twin[0].weight.grad is not None
+        if rule == "dfa":
+            assert twin[0].broadcast is twin[2].broadcast is not net[0].broadcast

@@ -242,7 +242,18 @@ class ErrorBroadcast(nn.Module):
 
     def attach(self, model: nn.Module) -> torch.utils.hooks.RemovableHandle:
         """Route ``model``'s output through this broadcast (a forward hook, removable with ``handle.remove()``)."""
-        return model.register_forward_hook(lambda module, args, output: self(output))
+        return model.register_forward_hook(_BroadcastHook(self))
+
+
+class _BroadcastHook:
+    """The forward hook of :meth:`ErrorBroadcast.attach`: an object rather than a closure, so that ``copy.deepcopy``
+    and ``pickle`` of the model keep the hook and the DFA layers pointing at the same (copied) broadcast."""
+
+    def __init__(self, broadcast: ErrorBroadcast) -> None:
+        self.broadcast = broadcast
+
+    def __call__(self, module: nn.Module, args: Any, output: Tensor) -> Tensor:
+        return self.broadcast(output)
 
 
 def _direct_signal(layer: Any, generation: int, x_shape: torch.Size, dtype: torch.dtype) -> Tensor:
