@@ -143,3 +143,28 @@ def test_converted_native_model_matches_functional_route_and_bp_matches_autograd
     final, _ = _functional(FeedbackAlignment(), fb, "squared", params0)
     _nn_train(net, "squared")
     _compare(net, final)
+
+
+def test_sign_symmetry_kinds_serve_functional_ensembles():
+    """The sign-symmetry kinds are ordinary feedback kinds of the functional route: an ensemble of K networks
+    (leading dimension) gives the same update as each member alone, and feedback_used is s*sign(W) / |R|*sign(W)."""
+    from falab.models import member, stack_params
+
+    model = MLP((4, 6, 5, 2), "relu")
+    g = torch.Generator().manual_seed(0)
+    members = [model.init_params(g) for _ in range(3)]
+    ens = stack_params(members)
+    x = torch.randn(7, 4, generator=g, dtype=D64)
+    y = torch.randn(7, 2, generator=g, dtype=D64)
+    loss = SquaredLoss("mean")
+    for kind in (UniformSignFeedback(), FixedRandomMagnitudeSignFeedback()):
+        rule = FeedbackAlignment(feedback=kind)
+        state = rule.init(model, ens, generator=torch.Generator().manual_seed(1))
+        upd = rule.update(model, ens, state, x, y, loss)
+        for k in range(3):
+            st_k = {n: t[k] for n, t in state.items()}
+            upd_k = rule.update(model, member(ens, k), st_k, x, y, loss)
+            for name in upd_k:
+                torch.testing.assert_close(upd[name][k], upd_k[name], rtol=1e-13, atol=1e-14)
+        used = rule.feedback_used(model, ens, state)
+        assert torch.equal(torch.sign(used[2]), torch.sign(ens["W2"]))
