@@ -2,6 +2,19 @@
 
 The layers' backward passes call the kernels of :mod:`falab.functional`, so the nn route and the functional route
 (``falab.rules`` + ``falab.dynamics``) compute the same updates; tests check this to 1e-12 in float64.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from falab.nn import convert, layer_alignment
+    >>> net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    >>> report = convert(net, "dfa", seed=0)          # or "fa", "usf", "frsf", "brsf"
+    >>> opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    >>> x, y = torch.randn(4, 8), torch.tensor([0, 1, 2, 0])
+    >>> nn.functional.cross_entropy(net(x), y).backward()   # no targets in forward
+    >>> opt.step()
+    >>> [a.name for a in layer_alignment(net)]
+    ['0', '2']
 """
 
 from ..rules._sign_symmetry import (
