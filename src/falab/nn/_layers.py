@@ -167,7 +167,7 @@ class _FAConvFunction(torch.autograd.Function):
         ctx.layer = layer
         ctx.save_for_backward(x, weight, stored)
         fn = F.conv1d if x.dim() == 3 else F.conv2d
-        return fn(x, weight, bias, **_conv_opts(layer))
+        return fn(x, weight, bias, *layer._opts_pos)
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
@@ -185,7 +185,7 @@ class _FAConvFunction(torch.autograd.Function):
                 if not layer._fixed:
                     book.last_feedback = fb
         signal, gw, gb = conv_backward(grad_out, x, fb, weight.shape, with_bias=need_b, need_weight=need_w,
-                                       **_conv_opts(layer))
+                                       placeholder=weight, **_conv_opts(layer))
         return signal, gw, gb, None, None
 
 
@@ -302,7 +302,7 @@ class _DFAConvFunction(torch.autograd.Function):
         ctx.layer, ctx.generation = layer, layer.broadcast.generation + 1 if layer.broadcast is not None else -1
         ctx.save_for_backward(x, weight)
         fn = F.conv1d if x.dim() == 3 else F.conv2d
-        return fn(x, weight, bias, **_conv_opts(layer))
+        return fn(x, weight, bias, *layer._opts_pos)
 
     @staticmethod
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
@@ -312,7 +312,7 @@ class _DFAConvFunction(torch.autograd.Function):
         layer._book.sends_signal = need_x
         fb = weight if (need_x and layer._book.exact) else None
         signal, gw, gb = conv_backward(grad_out, x, fb, weight.shape, with_bias=need_b, need_weight=need_w,
-                                       **_conv_opts(layer))
+                                       placeholder=weight, **_conv_opts(layer))
         if signal is None and need_x:
             signal = _direct_signal(layer, ctx.generation, x.shape, x.dtype)
         return signal, gw, gb, None, None
@@ -439,8 +439,9 @@ class _ConvMixin:
         else:
             conv._eff_padding = tuple(conv.padding)
             conv._pre_pad = None
-        conv._opts = {"stride": conv.stride, "padding": conv._eff_padding, "dilation": conv.dilation,
-                      "groups": conv.groups}
+        conv._opts = {"stride": tuple(conv.stride), "padding": tuple(conv._eff_padding),
+                      "dilation": tuple(conv.dilation), "groups": conv.groups}
+        conv._opts_pos = tuple(conv._opts.values())
 
     def _prepare(self, x: Tensor) -> tuple[Tensor, tuple[int, ...] | None]:
         conv: Any = self
