@@ -171,13 +171,15 @@ class Fig1Config:
     relu_dt: float = 2.5e-4
     relu_flow_time: float = 3.0
     records: int = 200
-    relu_flow_tol: float = 1e-5
+    relu_flow_tol: float = 1e-4
+    study_dts: tuple[float, ...] = (1e-3, 5e-4, 2.5e-4)
+    study_time: float = 0.5
     seed: int = 0
 
     @classmethod
     def quick(cls) -> Fig1Config:
-        # coarser RK4 step: its kink error is O(dt^2) per zero crossing, hence the catalog's RK4 tolerance 1e-4
-        return cls(steps=4000, flow_time=2.0, relu_dt=5e-4, relu_flow_time=0.5, records=50, relu_flow_tol=1e-4)
+        return cls(steps=4000, flow_time=2.0, relu_dt=5e-4, relu_flow_time=0.5, records=50,
+                   study_dts=(2e-3, 1e-3, 5e-4), study_time=0.25)
 
 
 def _fig1_init(cfg: Fig1Config, g: torch.Generator) -> tuple[Tensor, Tensor, Params, Tensor]:
@@ -211,6 +213,7 @@ class Fig1Runs:
     flow_drift: float
     seconds: float
     monotone_fraction: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    dt_study: dict[float, float] = field(default_factory=dict)
 
 
 _CACHE: dict[Any, Fig1Runs] = {}
@@ -255,9 +258,19 @@ def _fig1_runs(cfg: Fig1Config, arch: str) -> Fig1Runs:
         tr_f = simulate_discrete(prob, p0, RK4(cfg.relu_dt), n_steps, record_every=max(1, n_steps // cfg.records),
                                  measures=measures, keep_params=False)
         solver = f"RK4 dt={cfg.relu_dt:g}"
+        # step-size study: RK4's error on the ReLU flow is dominated by steps across kinks (and the chattering of the
+        # sliding mode), so the drift of Q must shrink with dt if it is discretisation error and not a real change
+        study = {}
+        for dt in cfg.study_dts:
+            k = int(round(cfg.study_time / dt))
+            tr_s = simulate_discrete(prob, p0, RK4(dt), k, record_every=max(1, k // 20), measures=measures,
+                                     keep_params=False)
+            study[dt] = _rel_drift(tr_s.metric("Q"), 0.5 * tr_s.metric("w1sq") + tr_s.metric("inner").abs())
     qf = tr_f.metric("Q")
     scale = 0.5 * tr_f.metric("w1sq") + tr_f.metric("inner").abs()
     loss_e = tr_e.metric("loss").numpy()
+    if arch == "identity":
+        study = {}
     runs = Fig1Runs(
         arch=arch, t_euler=np.asarray(tr_e.times), q_euler=tr_e.metric("Q").numpy(), loss_euler=loss_e,
         predicted_drift=mon.predicted[..., 0].numpy(), step_rel=dict(mon.rel),
@@ -266,6 +279,7 @@ def _fig1_runs(cfg: Fig1Config, arch: str) -> Fig1Runs:
         b_sq=(b**2).sum((-2, -1)).numpy(), w1sq0=(p0["W1"] ** 2).sum((-2, -1)).numpy(),
         flow_solver=solver, flow_drift=_rel_drift(qf, scale), seconds=time.time() - t0,
         # decrease is judged above the round-off floor of the loss (1e-20 here), where it is meaningful
+        dt_study=study,
         monotone_fraction=np.array([(np.diff(loss_e[loss_e[:, i] > 1e-20, i]) <= 0).mean()
                                     for i in range(loss_e.shape[1])]),
     )
@@ -574,8 +588,20 @@ def minnorm_runs(cfg: MinNormConfig) -> dict[str, Any]:
         res[f"{tag}_span_identity"] = sp[:, 0] / np.maximum(sp[:, 2], 1e-300)
         res[f"{tag}_perp_fraction"] = sp[:, 1] / np.maximum(sp[:, 2], 1e-300)
         res[f"{tag}_err"] = tr.metric("err").numpy()
-    # the theory oracle's own check of the span identity at the flow's end point (independent numpy evaluation)
     res["status"] = (tr_f.status, tr_e.status)
+    # arm (c): n >= d (unique interpolant) with the paper's init -- the only regime where "3 significant digits" is
+    # automatic; this is likely what the paper ran
+    g2 = torch.Generator().manual_seed(cfg.seed + 1)
+    n_big = cfg.d + 5
+    xb, yb = _teacher_data(g2, n_big, cfg.d)
+    w2b = _gaussian(g2, (1, 1, h), 1.0)
+    pb = {"W1": _gaussian(g2, (1, h, d), sv), "W2": w2b}
+    prob_b = Problem(model, rule, SquaredLoss("mean"), xb, yb,
+                     rule.init(model, pb, generator=g2, feedback={"B2": w2b.clone()}))
+    tr_b = simulate_flow(prob_b, pb, [0.0, cfg.flow_time], keep_params=True)
+    wb = (tr_b.final["W2"] @ tr_b.final["W1"])[0, 0].numpy()
+    wb_mn = theory.min_norm_solution(xb.numpy(), yb.numpy())[:, 0]
+    res["n_ge_d_rel"] = float(np.linalg.norm(wb - wb_mn) / np.linalg.norm(wb_mn))
     return res
 
 
@@ -614,20 +640,24 @@ def run_exp1(ctx: RunContext, cfg: Fig1Config | None = None, tcfg: TableConfig |
 
     # T5.1 -----------------------------------------------------------------------------------------------------------
     relu_flow, relu_eul = relu.flow_drift, relu.step_rel["law"]
+    dts = sorted(relu.dt_study, reverse=True)
+    orders = [math.log2(relu.dt_study[a] / relu.dt_study[b]) / math.log2(a / b) for a, b in zip(dts, dts[1:])]
     hom_drifts = {k: v["all"] for k, v in table.items() if k[1] == "fa" and k[0] in HOMOGENEOUS}
     non_hom = {k: v["all"] for k, v in table.items() if k[1] == "fa" and k[0] not in HOMOGENEOUS}
     gen_ok = max(hom_drifts.values()) <= thr and min(non_hom.values()) > thr
-    ok = relu_flow <= cfg.relu_flow_tol and relu_eul <= 1e-12 and lin.flow_drift <= 1e-8
+    ok = relu_flow <= cfg.relu_flow_tol and min(orders) >= 0.8 and relu_eul <= 1e-12 and lin.flow_drift <= 1e-8
     claims.append(ClaimResult(
         "P000-T5.1", "confirmed" if ok else "refuted",
         "FA flow conserves Q_1 = 0.5||W_1||^2 - <W_2,B> (2-layer scalar-output ReLU); Euler adds exactly 0.5 eta^2||G_1||^2.",
-        {"relu_flow_rel_drift": relu_flow, "linear_flow_rel_drift": lin.flow_drift, "relu_euler_identity_rel": relu_eul,
+        {"relu_flow_rel_drift": relu_flow, "relu_drift_vs_dt": {f"{k:g}": v for k, v in relu.dt_study.items()},
+         "relu_drift_order_in_dt": orders, "linear_flow_rel_drift": lin.flow_drift, "relu_euler_identity_rel": relu_eul,
          "linear_euler_identity_rel": lin.step_rel["law"], "fa_homogeneous_depth2-4_max_drift": max(hom_drifts.values()),
          "fa_tanh_sigmoid_gelu_min_drift": min(non_hom.values())},
         {"flow_drift": 0.0, "euler_identity": 0.0},
-        {"relu_flow": cfg.relu_flow_tol, "linear_flow": 1e-8, "euler_identity": 1e-12},
+        {"relu_flow": cfg.relu_flow_tol, "relu_drift_order": ">= 0.8", "linear_flow": 1e-8, "euler_identity": 1e-12},
         "flow", exp,
         f"ReLU flow by {relu.flow_solver} (DOP853 stalls in the ReLU sliding mode), linear by {lin.flow_solver}. "
+        "The ReLU drift is RK4's error at kinks: it shrinks with dt (order given), so the exact flow conserves Q. "
         "The paper's conditions are sufficient but under-stated: the table shows the law for depth 2-4, 3 outputs, "
         "identity/ReLU/leaky ReLU; " + ("it fails for tanh, sigmoid and GELU (drift >> threshold)."
                                         if gen_ok else "generalisation check did NOT come out as derived.")))
@@ -764,7 +794,7 @@ def run_exp2(ctx: RunContext, cfg: Fig1Config | None = None) -> ExperimentOutput
     t_start = time.time()
     cfg = cfg or (Fig1Config.quick() if ctx.quick else Fig1Config())
     lin, relu = _fig1_runs(cfg, "identity"), _fig1_runs(cfg, "relu")
-    fig = plots.plot_fig2_loss(lin, relu, READINGS, _fig(ctx, "fig2_loss"))
+    fig = plots.plot_fig2_loss(lin, relu, READINGS, cfg.eta, _fig(ctx, "fig2_loss"))
     drop = {f"{r.arch}/{READINGS[i][0]}/{READINGS[i][1]}": float(r.loss_euler[-1, i] / r.loss_euler[0, i])
             for r in (lin, relu) for i in range(len(READINGS))}
     mono = {r.arch: float(r.monotone_fraction.min()) for r in (lin, relu)}
@@ -846,7 +876,8 @@ def run_exp3(ctx: RunContext, cfg: MinNormConfig | None = None) -> ExperimentOut
     claims.append(ClaimResult(
         "P000-E.minnorm", "refuted" if paper_min > 1e-3 else "confirmed",
         "The linear FA solution equals the minimum-norm solution to 3 significant digits (paper's init).",
-        {"paper init rel dist": rel_paper, "W1(0)=0 rel dist": rel_zero},
+        {"paper init rel dist": rel_paper, "W1(0)=0 rel dist": rel_zero,
+         f"n={cfg.d + 5} >= d={cfg.d}, paper init (var/copy), flow rel dist": r["n_ge_d_rel"]},
         "rel dist <= 5e-4 (3 significant digits)", {"three_digits": 5e-4}, "flow", exp,
         "With W_1(0) ~ N(0, 1/10) iid and n < d the limit keeps P_perp W_1(0) W_2(inf) and is O(1) away from X^+y; "
         "with W_1(0) = 0 it matches to solver precision. The paper's statement can only hold for n >= d (unique "
@@ -854,10 +885,11 @@ def run_exp3(ctx: RunContext, cfg: MinNormConfig | None = None) -> ExperimentOut
     md = ("Linear net, Fig. 1 data (d = {}, n = {}, h = {}, mean loss), five initialisations in one ensemble: {}. "
           "Flow (DOP853) to t = {:g} and Euler (η = {:g}, {} steps). Relative distance of w_∞ to X⁺y: W_1(0) = 0 → "
           "flow {:.1e} / Euler {:.1e}; the paper's initialisations → {}. The span identity P_⊥w(t) = P_⊥W_1(0)W_2(t) "
-          "holds to {:.1e} (flow) / {:.1e} (Euler). Thm 5.2's rate bound: max ‖e(t)‖/bound = {:.3f}.".format(
+          "holds to {:.1e} (flow) / {:.1e} (Euler). Thm 5.2's rate bound: max ‖e(t)‖/bound = {:.3f}. With n = d + 5 "
+          "(unique interpolant) the paper's init reaches X⁺y to {:.1e}.".format(
               cfg.d, cfg.n, cfg.h, ", ".join(MINNORM_ARMS), cfg.flow_time, cfg.eta, cfg.steps,
               rel_zero["flow"], rel_zero["euler"], ", ".join(f"{v:.2f}" for v in rel_paper.values()),
-              span_id["flow"], span_id["euler"], worst))
+              span_id["flow"], span_id["euler"], worst, r["n_ge_d_rel"]))
     return ExperimentOutput(claims=claims, figures=[fig], markdown=md,
                             numbers={"seconds": time.time() - t_start, "flow_seconds": r["flow_seconds"],
                                      "config": asdict(cfg)})

@@ -39,15 +39,15 @@ def plot_fig1_ratio(lin: Any, relu: Any, readings: Sequence[tuple[str, str]], pa
     return path
 
 
-def plot_fig2_loss(lin: Any, relu: Any, readings: Sequence[tuple[str, str]], path: Path) -> Path:
+def plot_fig2_loss(lin: Any, relu: Any, readings: Sequence[tuple[str, str]], eta: float, path: Path) -> Path:
     """Fig. 2: training loss vs iteration (log scale), linear and ReLU, the four initial readings."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, runs, title in zip(axes, (lin, relu), ("2-layer linear", "2-layer ReLU")):
-        steps = runs.t_euler / runs.t_euler[1] * (1 if len(runs.t_euler) < 2 else 1)
+        steps = np.rint(runs.t_euler / eta)
         for i, rd in enumerate(readings):
             ax.semilogy(steps, np.maximum(runs.loss_euler[:, i], 1e-300), _STYLES.get(tuple(rd), "-"), label=_label(rd))
         ax.set_title(title)
-        ax.set_xlabel("record index (uniform in iterations)")
+        ax.set_xlabel(f"iteration (Euler, eta = {eta:g})")
         ax.set_ylabel("training loss (mean squared)")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
