@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 
@@ -134,3 +135,13 @@ def test_valid_edge_inputs_are_accepted() -> None:
     MODEL.init_params(gen(0), scheme="gaussian", std=0.0)
     assert get_activation("leaky_relu:0.2").slope == 0.2
     check_shape("W", torch.zeros(4, 2, 3), (2, 3))
+
+
+def test_numpy_scalars_are_accepted_as_numbers() -> None:
+    """np.int64 steps / np.float32 step sizes are numbers (they were rejected as 'Invalid steps: 3 (expected an
+    integer >= 0)')."""
+    traj = simulate_discrete(BP_PROBLEM, PARAMS, Euler(lr=np.float32(0.1)), np.int64(3), record_every=np.int64(3))
+    assert traj.steps == [0, 3]
+    assert MLP((np.int64(3), 4, 2), "relu").n_layers == 2
+    with pytest.raises(FalabInputError, match=r"^Invalid steps: True"):
+        simulate_discrete(BP_PROBLEM, PARAMS, Euler(lr=0.1), True)

@@ -7,6 +7,7 @@ exit with code 2 without a traceback.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,16 +35,19 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
 
 
 def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # numbers.Real also admits numpy scalars (np.float32(0.1), np.int64(3)), which used to be rejected with a
+    # self-contradictory message such as 'Invalid lr: 0.1 (expected a finite number > 0)'
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
         raise invalid(name, value, "a finite number >= 0" if allow_zero else "a finite number > 0")
     return float(value)
 
 
 def check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (value == 0 and not allow_zero):
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)  # numpy integers too (np.int64)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
         raise invalid(name, value, "an integer >= 0" if allow_zero else "an integer >= 1")
-    return value
+    return int(value)
 
 
 def check_finite(name: str, tensor: torch.Tensor) -> torch.Tensor:
