@@ -229,3 +229,19 @@ def test_flow_with_fa_star_keeps_the_last_layer_optimal() -> None:
         assert max_rel(p["W3"], ref) <= 1e-12
     loss = traj.metric("loss")
     assert bool((loss[1:] <= loss[:-1]).all())
+
+
+def test_flow_accepts_float32_data_and_feedback_and_integrates_in_float64() -> None:
+    """The solver state is float64; float32 data/feedback are promoted (they used to crash in the first matmul)."""
+    model, params, x, y = random_mlp((3, 5, 2), "tanh", False, seed=80)
+    rule = FeedbackAlignment()
+    state = rule.init(model, params, generator=gen(81))
+    x32, y32, state32 = x.float(), y.float(), {k: v.float() for k, v in state.items()}
+    p32 = {k: v.float() for k, v in params.items()}
+    traj32 = simulate_flow(Problem(model, rule, SquaredLoss(), x32, y32, state32), p32, [0.0, 1.0])
+    ref = simulate_flow(Problem(model, rule, SquaredLoss(), x32.double(), y32.double(),
+                                {k: v.double() for k, v in state32.items()}), {k: v.double() for k, v in p32.items()},
+                        [0.0, 1.0])
+    assert traj32.status == "ok" and traj32.final["W1"].dtype == DT
+    for k in ref.final:
+        assert torch.equal(traj32.final[k], ref.final[k])

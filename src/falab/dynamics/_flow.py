@@ -8,6 +8,7 @@ per evaluation.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -97,6 +98,9 @@ def simulate_flow(
     if method == "rk4" and (step_size is None or not step_size > 0):
         raise invalid("flow.step_size", step_size, "a step > 0 for method 'rk4'")
     params0 = {k: v.detach().to(torch.float64).contiguous() for k, v in params0.items()}
+    # the solver state is float64, so data and feedback must be too (float32 ones crashed in the first matmul)
+    problem = dataclasses.replace(problem, x=problem.x.to(torch.float64), y=problem.y.to(torch.float64),
+                                  state={k: v.to(torch.float64) for k, v in problem.state.items()})
     params0 = problem.constrain(params0)
     flat = _Flattener(params0)
     field_fn = vector_field(problem)
