@@ -316,3 +316,16 @@ def test_alignment_measures_on_snapshots() -> None:
     dfa_angles = weight_feedback_angles(Snapshot(0.0, 0, params, Problem(model, dfa_rule, SquaredLoss(), x, y,
                                                                             dfa_state)))
     assert math.isnan(float(dfa_angles[0])) and math.isfinite(float(dfa_angles[1]))
+
+
+def test_step_identity_monitor_checks_dfa_last_pair_and_marks_other_pairs_nan() -> None:
+    """DFA's last pair obeys the FA identity with B = D_{L-1}^T (claims.md §1.9); lower pairs have no law (NaN;
+    the monitor used to raise KeyError on them)."""
+    model, params, x, y = random_mlp((4, 6, 5, 2), "relu", True, seed=15, n=10)
+    rule = DirectFeedbackAlignment(ScaledLikeWeight())
+    state = rule.init(model, params, generator=gen(16))
+    problem = Problem(model, rule, SquaredLoss("mean"), x, y, state)
+    monitor = FAStepIdentity(model, rule, state)
+    simulate_discrete(problem, params, Euler(lr=0.05), 10, record_steps=[0], on_step=monitor)
+    assert math.isnan(float(monitor.max_rel_violation[0])) and math.isnan(float(monitor.predicted_drift[0]))
+    assert float(monitor.max_rel_violation[1]) <= 1e-12 and float(monitor.predicted_drift[1]) > 0

@@ -115,6 +115,7 @@ class FAStepIdentity:
     ``Delta Q_i = 0.5 ||Delta W_i||^2`` for each FA pair, and the accumulated predicted drift.
 
     ``max_rel_violation`` is ``max_k |measured - predicted| / max(predicted, tiny)`` per pair (ensemble-wide max).
+    Pairs without a feedback matrix (DFA's pairs below the last one, which have no law) report NaN.
     """
 
     def __init__(self, model: AbstractLayeredModel, rule, state: Mapping[str, Tensor]) -> None:
@@ -131,6 +132,11 @@ class FAStepIdentity:
         fb = self.rule.feedback_used(m, params, self.state)
         rel, pred_all = [], []
         for i in range(len(ws) - 1):
+            if i + 2 not in fb:  # no feedback matrix for this pair (DFA below the last pair): no law, NaN
+                nan = torch.full(ws[i].shape[:-2], float("nan"), dtype=ws[i].dtype)
+                rel.append(torch.tensor(float("nan"), dtype=ws[i].dtype))
+                pred_all.append(nan)
+                continue
             db = None if bs[i] is None else bn[i] - bs[i]
             meas, pred = fa_step_change(ws[i], ws[i + 1], fb[i + 2], wn[i] - ws[i], wn[i + 1] - ws[i + 1], bs[i], db)
             tiny = torch.finfo(pred.dtype).tiny
