@@ -57,18 +57,21 @@ def test_backprop_equals_autograd(activation: str, loss_name: str, depth: int, b
         assert rel_err(upd[k], ref[k]) <= 1e-12, k
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh"])
-def test_backprop_equals_autograd_for_an_ensemble_with_per_member_data(activation: str) -> None:
+@pytest.mark.parametrize("shared_x", [False, True], ids=["per_member_x", "shared_x"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "identity"])
+def test_backprop_equals_autograd_for_an_ensemble(activation: str, shared_x: bool) -> None:
+    """Ensembles (leading dim K): per-member data, and shared data (x without the leading dim: the kernels' one-GEMM
+    path for G = delta^T A)."""
     k_members = 3
     model, params, _, _ = random_mlp((3, 6, 5, 2), activation, True, seed=5, ensemble=k_members)
     g = gen(6)
-    x = randn(k_members, 9, 3, g=g)
+    x = randn(9, 3, g=g) if shared_x else randn(k_members, 9, 3, g=g)
     y = randn(k_members, 9, 2, g=g)
     loss = SquaredLoss("mean")
     upd = Backprop().update(model, params, {}, x, y, loss)
     for m in range(k_members):
         pm = {k: v[m] for k, v in params.items()}
-        ref = autograd_grads(model, pm, x[m], y[m], loss)
+        ref = autograd_grads(model, pm, x if shared_x else x[m], y[m], loss)
         for name in ref:
             assert rel_err(upd[name][m], ref[name]) <= 1e-12
 
