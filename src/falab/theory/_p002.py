@@ -442,8 +442,9 @@ def theorem5_limit(x: np.ndarray, y: np.ndarray, s_mat: np.ndarray, eta: np.ndar
         return val if math.isfinite(val) else -math.inf
 
     nu = np.zeros(len(y))
-    it = 0
-    for it in range(1, max_iter + 1):
+    iterations = 0
+    for _ in range(max_iter):
+        iterations += 1
         arg = cj * (a_mat @ nu)
         rho = wj * cj * h_fn(arg, depth)
         grad = y - a_mat.T @ rho
@@ -451,16 +452,20 @@ def theorem5_limit(x: np.ndarray, y: np.ndarray, s_mat: np.ndarray, eta: np.ndar
             break
         hess = (a_mat.T * (wj * cj * cj * h_prime(arg, depth))) @ a_mat
         step = np.linalg.solve(hess + 1e-300 * np.eye(len(y)), grad)
+        # trust region in the argument of h_L: Newton from a flat start can overshoot by 1/alpha^L and overflow
+        move = float(np.max(np.abs(cj * (a_mat @ step))))
+        if move > 2.0:
+            step = step * (2.0 / move)
         f0 = dual(nu)
         t = 1.0
-        while t > 1e-12:
+        while t > 1e-30:
             cand = nu + t * step
             if dual(cand) >= f0 + 1e-4 * t * (grad @ step) - 1e-15 * abs(f0):
                 break
             t *= 0.5
         nu = nu + t * step
     rho = wj * cj * h_fn(cj * (a_mat @ nu), depth)
-    return {"beta": s_mat.T @ rho, "rho": rho, "nu": nu, "iterations": it}
+    return {"beta": s_mat.T @ rho, "rho": rho, "nu": nu, "iterations": iterations}
 
 
 def weighted_l1_limit(x: np.ndarray, y: np.ndarray, s_mat: np.ndarray, eta: np.ndarray, depth: int) -> np.ndarray:
