@@ -80,6 +80,12 @@ ERROR_INPUTS: list[tuple[str, Callable[[], object], str]] = [
      r"^Invalid feedback: \['B2'\] \(expected no feedback tensors"),
     ("FA* with exponential loss", _fa_star(ExponentialLoss()), r"^Invalid loss: 'exponential' \(expected 'squared'"),
     ("FA* with a last-layer bias", _fa_star(SquaredLoss(), bias=True), r"^Invalid model.bias: True"),
+    # problems (a target of shape (N,) used to broadcast silently in the loss: f - y became N x N)
+    ("target without feature axis", lambda: Problem(MODEL, Backprop(), SquaredLoss(), X, Y[:, 0]),
+     r"^Invalid problem.y shape: \(5,\) \(expected \(\.\.\., N, features\)"),
+    ("data not a tensor", lambda: Problem(MODEL, Backprop(), SquaredLoss(), [[0.0]], Y), r"^Invalid problem.x shape: '?list'?"),
+    ("sample counts differ", lambda: Problem(MODEL, Backprop(), SquaredLoss(), X, Y[:4]),
+     r"^Invalid problem.y shape: \(4, 2\) \(expected as many samples as x \(x has N = 5 rows\)\)"),
     # discrete dynamics
     ("negative lr", _euler(lr=-0.1), r"^Invalid lr: -0.1 \(expected a finite number > 0\)"),
     ("infinite lr", _euler(lr=math.inf), r"^Invalid lr: inf"),

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._checks import invalid
 from ..functional import AbstractLoss
 from ..models import AbstractLayeredModel, Params
 from ..rules import AbstractLearningRule, RuleState
@@ -28,6 +29,18 @@ class Problem:
     x: Tensor
     y: Tensor
     state: RuleState = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # A target of shape (N,) instead of (N, n_L) broadcast silently in the loss (f - y became N x N), so the
+        # recorded loss was wrong without any error; check the sample axis once here.
+        for name in ("x", "y"):
+            t = getattr(self, name)
+            if not torch.is_tensor(t) or t.dim() < 2:
+                shape = tuple(t.shape) if torch.is_tensor(t) else type(t).__name__
+                raise invalid(f"problem.{name} shape", shape, "(..., N, features): samples in rows, 2 dims or more")
+        if self.x.shape[-2] != self.y.shape[-2]:
+            raise invalid("problem.y shape", tuple(self.y.shape),
+                          f"as many samples as x (x has N = {self.x.shape[-2]} rows)")
 
     def update(self, params: Params, x: Tensor | None = None, y: Tensor | None = None) -> Params:
         return self.rule.update(self.model, params, self.state, self.x if x is None else x,
