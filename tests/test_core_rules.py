@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
+from falab._checks import FalabInputError
 from falab.dynamics import Euler, Problem, simulate_discrete
 from falab.functional import SquaredLoss
 from falab.models import MLP
@@ -217,3 +218,23 @@ def test_every_rule_decreases_the_loss_on_a_linear_teacher(rule_factory) -> None
     loss = traj.metric("loss")
     assert traj.status == "ok"
     assert bool((loss[-1] < 0.25 * loss[0]).all()), loss
+
+
+def test_dfa_with_a_weight_tracking_feedback_kind() -> None:
+    """Sign-symmetry kinds follow one weight: fine for two-layer DFA (= FA), where feedback_used must report the
+    matrix actually used; rejected for deeper DFA, whose D_l replaces a chain of weights (it used to crash or, when
+    shapes matched, silently use sign(W_{l+1}))."""
+    from falab.rules._sign_symmetry import UniformSignFeedback
+
+    model, params, x, y = random_mlp((3, 4, 2), "relu", False, seed=90)
+    rule = DirectFeedbackAlignment(UniformSignFeedback())
+    state = rule.init(model, params, generator=gen(0))
+    used = rule.feedback_used(model, params, state)[2]
+    assert used.shape == params["W2"].shape
+    fa_state = FeedbackAlignment().init(model, params, generator=gen(0), feedback={"B2": used})
+    dfa = rule.update(model, params, state, x, y, SquaredLoss())
+    fa = FeedbackAlignment().update(model, params, fa_state, x, y, SquaredLoss())
+    assert all(rel_err(dfa[k], fa[k]) <= 1e-15 for k in fa)
+    deep, deep_params, _, _ = random_mlp((3, 4, 2, 2), "relu", False, seed=91)
+    with pytest.raises(FalabInputError, match=r"^Invalid rule.feedback: 'UniformSignFeedback'"):
+        rule.init(deep, deep_params, generator=gen(0))

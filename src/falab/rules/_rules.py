@@ -110,6 +110,11 @@ class DirectFeedbackAlignment(AbstractLearningRule):
     def init(self, model, params, *, generator, feedback=None) -> RuleState:
         ws = model.layer_weights(params)
         n = len(ws)
+        if n > 2 and not self.feedback.fixed:
+            # A weight-tracking kind (sign symmetry) follows one weight, but D_l (l < L-1) replaces a chain of
+            # weights: its current() crashed or, when shapes happened to match, silently used sign(W_{l+1}).
+            raise invalid("rule.feedback", type(self.feedback).__name__,
+                          "a fixed feedback kind for DFA with more than two layers (Gaussian, Uniform, ...)")
         slots: dict[str, Tensor] = {}
         chain = ws[-1]
         for l in range(n - 1, 0, -1):  # D_l^T ~ W_L ... W_{l+1}, shape (n_L, n_l)
@@ -127,8 +132,10 @@ class DirectFeedbackAlignment(AbstractLearningRule):
         return gw, gb
 
     def feedback_used(self, model, params, state):
-        n = len(model.layer_weights(params))
-        return {n: state[f"D{n - 1}"]} if n >= 2 else {}
+        ws = model.layer_weights(params)
+        n = len(ws)
+        # the matrix actually used (as in layer_updates), not the stored one: they differ for weight-tracking kinds
+        return {n: self.feedback.current(ws[-1], state[f"D{n - 1}"])} if n >= 2 else {}
 
 
 @final
