@@ -53,7 +53,8 @@ def random_mlp(
     widths: tuple[int, ...], activation: str, bias: bool, seed: int, *, n: int = 7, ensemble: int | None = None,
     loss: AbstractLoss | None = None, bias_scale: float = 0.3,
 ) -> tuple[MLP, Params, Tensor, Tensor]:
-    """An MLP with Gaussian weights (std 0.8/sqrt(fan_in) * 1.5) and nonzero random biases, data x and targets y."""
+    """An MLP with Gaussian weights (std 1.2/sqrt(fan_in)), nonzero random biases (std bias_scale), data x ~ N(0, 1)
+    and targets y of the kind the loss needs (per member when ``ensemble`` is given)."""
     g = gen(seed)
     model = MLP(widths, activation, bias=bias)
     stds = [1.2 / np.sqrt(widths[l]) for l in range(len(widths) - 1)]
