@@ -175,3 +175,17 @@ def test_console_script_exit_code():
     proc = subprocess.run([sys.executable, "-m", "falab.cli", "reproduce", "P9"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: Invalid paper: 'P9' (expected one of P000, P002, P003, P004, NN)"
+
+
+@pytest.mark.parametrize("kind", ["usf", "frsf", "brsf"])
+def test_sign_symmetry_feedback_from_config(kind, tmp_path, capsys):
+    """Sign-concordant feedback has <W, B> = sum |W_ij| |B_ij| > 0, so the measured angle stays below 90 degrees at every
+    record (a Gaussian B starts near 90); the run must reach its last step."""
+    cfg = _with("rule", {"name": "fa", "feedback": {"kind": kind}})
+    cfg["measures"] = ["loss", "feedback_angle"]
+    out = tmp_path / kind
+    code, _, err = _run_cli(["run", str(_write(tmp_path, cfg)), "--out", str(out)], capsys)
+    assert code == 0, err
+    table = pd.read_csv(out / "metrics.csv")
+    angles = table[table.measure == "feedback_angle"].value
+    assert len(angles) == 5 and (angles < 89.0).all() and table.step.max() == 20

@@ -16,15 +16,8 @@ def run_all(quick: bool = False, skip_nn: bool = False, echo: Callable[[str], No
         except ImportError as exc:
             echo(f"nn benchmarks unavailable: {exc}")
         else:
-            results.update(run_nn_bench(quick=quick, echo=echo) if _accepts(run_nn_bench) else run_nn_bench())
+            results.update(run_nn_bench(quick=quick, echo=echo))
     return results
-
-
-def _accepts(fn: Callable[..., object]) -> bool:
-    import inspect
-
-    params = inspect.signature(fn).parameters
-    return "quick" in params and "echo" in params
 
 
 __all__ = ["run_all", "run_core"]

@@ -1,8 +1,9 @@
-"""How time advances: exact flows (scipy DOP853) and discrete schemes (Euler/GD, SGD), one recording loop each."""
+"""How time advances: exact flows (scipy DOP853) and discrete schemes (Euler/GD, SGD, P003's modified trapezoid), one recording loop each."""
 
 from ._discrete import AbstractScheme, Euler, simulate_discrete
 from ._flow import simulate_flow, vector_field
+from ._modified_trapezoid import ModifiedTrapezoid
 from ._problem import Diverged, Measure, Problem, Snapshot, Trajectory
 
-__all__ = ["AbstractScheme", "Euler", "simulate_discrete", "simulate_flow", "vector_field",
+__all__ = ["AbstractScheme", "Euler", "ModifiedTrapezoid", "simulate_discrete", "simulate_flow", "vector_field",
            "Diverged", "Measure", "Problem", "Snapshot", "Trajectory"]

@@ -61,7 +61,7 @@ class DataConfig(BaseModel):
 
 class FeedbackConfig(BaseModel):
     model_config = _STRICT
-    kind: Literal["gaussian", "uniform", "copy_of_weight", "scaled_like_weight"] = "gaussian"
+    kind: Literal["gaussian", "uniform", "copy_of_weight", "scaled_like_weight", "usf", "frsf", "brsf"] = "gaussian"
     std: Annotated[float, Field(gt=0)] = 1.0
     scale: Annotated[float, Field(gt=0)] = 1.0
 

@@ -24,7 +24,16 @@ from ..dynamics import Diverged, Euler, Problem, Trajectory, simulate_discrete, 
 from ..functional import get_activation, get_loss
 from ..instruments import get_measures
 from ..models import MLP, Params
-from ..rules import RULES, CopyOfWeight, Gaussian, ScaledLikeWeight, Uniform
+from ..rules import (
+    RULES,
+    BatchRandomMagnitudeSignFeedback,
+    CopyOfWeight,
+    FixedRandomMagnitudeSignFeedback,
+    Gaussian,
+    ScaledLikeWeight,
+    Uniform,
+    UniformSignFeedback,
+)
 from ._config import RunConfig, parse_config
 
 
@@ -117,7 +126,8 @@ def build_problem(cfg: RunConfig) -> tuple[Problem, Params]:
         params[f"W{l}"] = torch.zeros_like(params[f"W{l}"])
     fb = cfg.rule.feedback
     feedback = {"gaussian": lambda: Gaussian(fb.std), "uniform": lambda: Uniform(fb.scale),
-                "copy_of_weight": CopyOfWeight, "scaled_like_weight": ScaledLikeWeight}[fb.kind]()
+                "copy_of_weight": CopyOfWeight, "scaled_like_weight": ScaledLikeWeight, "usf": UniformSignFeedback,
+                "frsf": FixedRandomMagnitudeSignFeedback, "brsf": BatchRandomMagnitudeSignFeedback}[fb.kind]()
     rule_cls = RULES[cfg.rule.name]
     rule = rule_cls() if cfg.rule.name == "bp" else rule_cls(feedback=feedback)
     loss = get_loss(cfg.loss.name, cfg.loss.reduction)
