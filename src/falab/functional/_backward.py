@@ -36,10 +36,6 @@ def weight_gradient(delta: Tensor, a_in: Tensor) -> Tensor:
     With shared inputs ``a_in (N, n_in)`` and an ensemble ``delta (K, N, n_out)`` this is one GEMM
     ``a_in^T [delta_1 ... delta_K]`` (no copy when delta has the ``(N, K, n_out)`` layout that :func:`linear` produces).
     """
-    if a_in.dim() == 2 and delta.dim() == 3:
-        k, n, n_out = delta.shape
-        stacked = delta.transpose(0, 1).reshape(n, k * n_out)
-        return (a_in.T @ stacked).view(a_in.shape[1], k, n_out).permute(1, 2, 0)
     return delta.transpose(-1, -2) @ a_in
 
 

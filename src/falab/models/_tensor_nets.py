@@ -32,6 +32,12 @@ from ..functional import AbstractActivation, get_activation
 from ._base import AbstractLayeredModel, Params
 
 
+def _check_size_and_depth(d: int, depth: int) -> None:
+    check_positive_int("d", d)
+    if not isinstance(depth, int) or depth < 2:
+        raise invalid("depth", depth, "an integer L >= 2")
+
+
 class AbstractTensorNet(AbstractLayeredModel):
     """A linear tensor network with parameters ``v_1..v_L`` whose dense layers are linear maps of them."""
 
@@ -139,9 +145,7 @@ class DiagonalNet(AbstractTensorNet):
     depth: int = 2
 
     def __post_init__(self) -> None:
-        check_positive_int("d", self.d)
-        if not isinstance(self.depth, int) or self.depth < 2:
-            raise invalid("depth", self.depth, "an integer L >= 2")
+        _check_size_and_depth(self.d, self.depth)
 
     @property
     def param_sizes(self) -> tuple[int, ...]:
@@ -224,9 +228,7 @@ class DeepMatrixSensing(AbstractLayeredModel):
     depth: int = 2
 
     def __post_init__(self) -> None:
-        check_positive_int("d", self.d)
-        if not isinstance(self.depth, int) or self.depth < 2:
-            raise invalid("depth", self.depth, "an integer L >= 2")
+        _check_size_and_depth(self.d, self.depth)
 
     @property
     def n_layers(self) -> int:

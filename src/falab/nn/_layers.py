@@ -124,6 +124,21 @@ def _used_feedback(layer: Any) -> Tensor:
 # --------------------------------------------------------------------------------------------------------------- FA
 
 
+def _feedback_for_backward(layer: Any, weight: Tensor, stored: Tensor, need_x: bool) -> Tensor | None:
+    """The matrix the backward pass sends the signal through: ``W`` in exact mode, else the rule's current feedback
+    (recorded when it tracks ``W``, so metrics measure the feedback actually used); ``None`` when no signal is needed."""
+    book = layer._book
+    book.sends_signal = need_x
+    if not need_x:
+        return None
+    if book.exact:
+        return weight
+    fb = _kind_current(layer, weight, stored)
+    if not layer._fixed:
+        book.last_feedback = fb
+    return fb
+
+
 class _FALinearFunction(torch.autograd.Function):
     """``H = A W^T + b``; backward sends ``delta F`` down with ``F = kind.current(W, stored)`` (``W`` in exact mode)."""
 
@@ -138,16 +153,7 @@ class _FALinearFunction(torch.autograd.Function):
         x, weight, stored = ctx.saved_tensors
         layer = ctx.layer
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        book = layer._book
-        book.sends_signal = need_x
-        fb = None
-        if need_x:
-            if book.exact:
-                fb = weight
-            else:
-                fb = _kind_current(layer, weight, stored)
-                if not layer._fixed:
-                    book.last_feedback = fb
+        fb = _feedback_for_backward(layer, weight, stored, need_x)
         # Leading dims (sequences, images of tokens) are samples: flatten them, as the functional route's N.
         d2 = grad_out.reshape(-1, grad_out.shape[-1])
         a2 = x.reshape(-1, x.shape[-1])
@@ -174,16 +180,7 @@ class _FAConvFunction(torch.autograd.Function):
         x, weight, stored = ctx.saved_tensors
         layer = ctx.layer
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        book = layer._book
-        book.sends_signal = need_x
-        fb = None
-        if need_x:
-            if book.exact:
-                fb = weight
-            else:
-                fb = _kind_current(layer, weight, stored)
-                if not layer._fixed:
-                    book.last_feedback = fb
+        fb = _feedback_for_backward(layer, weight, stored, need_x)
         signal, gw, gb = conv_backward(grad_out, x, fb, weight.shape, with_bias=need_b, need_weight=need_w,
                                        placeholder=weight, **_conv_opts(layer))
         return signal, gw, gb, None, None
