@@ -36,7 +36,7 @@ def linear(a: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
     Shared data with an ensemble of weights (``A (N, n_in)``, ``W (K, n_out, n_in)``) is computed as one GEMM
     ``A [W_1; ...; W_K]^T`` instead of K small matmuls (4x faster here, see ``falab bench``); the result is a
-    ``(K, N, n_out)`` view whose memory is laid out ``(N, K, n_out)``, which :func:`weight_gradient` exploits.
+    ``(K, N, n_out)`` view whose memory is laid out ``(N, K, n_out)``.
     """
     if a.dim() == 2 and weight.dim() == 3:
         k, n_out, n_in = weight.shape
