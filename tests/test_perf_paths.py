@@ -5,6 +5,8 @@ asserted here).
   the solver's accuracy, and keep measures, recording, divergence and stall handling.
 * Ensemble kernels (shared-data GEMM layouts of ``linear`` / ``weight_gradient``) equal a per-member loop to
   rounding.
+* The backward kernels' reordered products (deltas kept as products through identity layers, cheapest
+  association, outer products as broadcast products) equal the plain left-to-right loop to 1e-12.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import pytest
 import torch
 
 from falab.dynamics import Euler, Problem, simulate_discrete, simulate_flow
-from falab.functional import AbstractLoss, SquaredLoss, weight_gradient
-from falab.functional._forward import linear
+from falab.functional import AbstractLoss, SquaredLoss, chain_backward, direct_backward, weight_gradient
+from falab.functional._forward import _chain_order, chain_matmul, linear, matmul
 from falab.models import MLP, member
-from falab.rules import Backprop, FAStar, FeedbackAlignment
+from falab.rules import Backprop, DirectFeedbackAlignment, FAStar, FeedbackAlignment
 from problems import gen, random_mlp
 
 
@@ -145,3 +147,77 @@ def test_ensemble_kernels_equal_a_per_member_loop(activation: str, bias: bool) -
         seq = simulate_discrete(single, member(params, m), Euler(0.05), 5, record_every=5)
         for name in params:
             assert max_rel(ens.final[name][m], seq.final[name]) <= 1e-12, name
+
+
+def _plain_chain_backward(trace, e, feedback, activations, with_bias):
+    """The textbook loop (form every delta, multiply left to right), as the reference of the reordered kernel."""
+    n = len(trace.pre)
+    gw, gb, deltas = [None] * n, [None] * n, [None] * n
+    delta = e
+    for l in range(n - 1, -1, -1):
+        gw[l] = delta.transpose(-1, -2) @ trace.inputs[l]
+        gb[l] = delta.sum(dim=-2) if with_bias[l] else None
+        deltas[l] = delta
+        if l > 0:
+            delta = activations[l - 1].derivative(trace.pre[l - 1]) * (delta @ feedback[l])
+    return gw, gb, deltas
+
+
+@pytest.mark.parametrize("activation", ["identity", "relu", "tanh", ("identity", "tanh", "identity")])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("ensemble", [None, 4])
+@pytest.mark.parametrize("widths", [(5, 7, 1), (6, 9, 4, 3, 1), (6, 9, 4, 3, 2)])
+def test_reordered_chain_backward_equals_the_plain_loop(activation, bias, ensemble, widths) -> None:
+    """Deltas kept as products through identity layers and updates evaluated in the cheapest order equal the plain
+    left-to-right loop to 1e-12 (float64), for every activation, depth, bias and ensemble shape routed."""
+    if isinstance(activation, tuple) and len(widths) != 5:
+        activation = activation[0]
+    model, params, x, y = random_mlp(widths, activation, bias, seed=21, ensemble=ensemble)
+    rule = FeedbackAlignment()
+    state = rule.init(model, params, generator=gen(22))
+    fb = rule._current(model.layer_weights(params), state)
+    trace = model.trace(params, x)
+    e = SquaredLoss("mean").output_error(trace.output, y)
+    wb = model.with_bias(params)
+    ref_w, ref_b, ref_d = _plain_chain_backward(trace, e, fb, model.activations, wb)
+    for deltas in (True, False):
+        gw, gb, ds = chain_backward(trace, e, fb, model.activations, with_bias=wb, deltas=deltas)
+        for g, r in zip(gw, ref_w, strict=True):
+            assert g.shape == r.shape and max_rel(g, r) <= 1e-12
+        for g, r in zip(gb, ref_b, strict=True):
+            assert (g is None) == (r is None) and (g is None or max_rel(g, r) <= 1e-12)
+        if deltas:
+            for d, r in zip(ds, ref_d, strict=True):
+                assert max_rel(d, r) <= 1e-12
+        else:
+            assert ds == []
+
+
+@pytest.mark.parametrize("activation", ["identity", "relu"])
+def test_reordered_direct_backward_equals_the_plain_loop(activation: str) -> None:
+    model, params, x, y = random_mlp((6, 9, 4, 2), activation, True, seed=23, ensemble=3)
+    rule = DirectFeedbackAlignment()
+    state = rule.init(model, params, generator=gen(24))
+    direct = [state["D1"], state["D2"]]
+    trace = model.trace(params, x)
+    e = SquaredLoss("mean").output_error(trace.output, y)
+    gw, gb, ds = direct_backward(trace, e, direct, model.activations, with_bias=[True] * 3)
+    for l in range(3):
+        delta = e if l == 2 else model.activations[l].derivative(trace.pre[l]) * (e @ direct[l])
+        assert max_rel(gw[l], delta.transpose(-1, -2) @ trace.inputs[l]) <= 1e-12
+        assert max_rel(gb[l], delta.sum(dim=-2)) <= 1e-12
+        assert max_rel(ds[l], delta) <= 1e-12
+
+
+def test_chain_matmul_picks_the_cheap_order_and_equals_left_to_right() -> None:
+    g = gen(31)
+    bt = torch.randn(8, 50, 1, generator=g, dtype=torch.float64)
+    et = torch.randn(8, 1, 10, generator=g, dtype=torch.float64)
+    x = torch.randn(10, 20, generator=g, dtype=torch.float64)
+    assert _chain_order((50, 1, 10, 20)) == ((0, (1, 2)),)  # B^T (e^T X): never forms the 50 x 10 product
+    assert max_rel(chain_matmul([bt, et, x]), (bt @ et) @ x) <= 1e-12
+    mats = [torch.randn(3, a, b, generator=g, dtype=torch.float64) for a, b in [(4, 9), (9, 2), (2, 7), (7, 5)]]
+    ref = mats[0] @ mats[1] @ mats[2] @ mats[3]
+    assert max_rel(chain_matmul(mats), ref) <= 1e-12
+    # an outer product (contraction of length 1) is the broadcast product: bitwise equal to bmm
+    assert torch.equal(matmul(bt, et), torch.bmm(bt, et))

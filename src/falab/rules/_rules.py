@@ -40,7 +40,7 @@ class Backprop(AbstractLearningRule):
         ws = model.layer_weights(params)
         trace = model.trace(params, x)
         e = loss.output_error(trace.output, y)
-        gw, gb, _ = chain_backward(trace, e, ws, model.activations, with_bias=model.with_bias(params))
+        gw, gb, _ = chain_backward(trace, e, ws, model.activations, with_bias=model.with_bias(params), deltas=False)
         return gw, gb
 
     def feedback_used(self, model, params, state):
@@ -80,7 +80,7 @@ class FeedbackAlignment(AbstractLearningRule):
         trace = model.trace(params, x)
         e = loss.output_error(trace.output, y)
         gw, gb, _ = chain_backward(trace, e, self._current(ws, state), model.activations,
-                                   with_bias=model.with_bias(params))
+                                   with_bias=model.with_bias(params), deltas=False)
         return gw, gb
 
     def feedback_used(self, model, params, state):
@@ -128,7 +128,8 @@ class DirectFeedbackAlignment(AbstractLearningRule):
         trace = model.trace(params, x)
         e = loss.output_error(trace.output, y)
         direct = [self.feedback.current(ws[l], state[f"D{l}"]) for l in range(1, len(ws))]
-        gw, gb, _ = direct_backward(trace, e, direct, model.activations, with_bias=model.with_bias(params))
+        gw, gb, _ = direct_backward(trace, e, direct, model.activations, with_bias=model.with_bias(params),
+                                    deltas=False)
         return gw, gb
 
     def feedback_used(self, model, params, state):
