@@ -221,3 +221,19 @@ def test_chain_matmul_picks_the_cheap_order_and_equals_left_to_right() -> None:
     assert max_rel(chain_matmul(mats), ref) <= 1e-12
     # an outer product (contraction of length 1) is the broadcast product: bitwise equal to bmm
     assert torch.equal(matmul(bt, et), torch.bmm(bt, et))
+
+
+def test_overwriting_euler_steps_equal_copying_steps_bitwise() -> None:
+    """Without an on_step observer simulate_discrete lets Euler update in place; the bits are those of the copying
+    step (taken when on_step is given), params0 is untouched and recorded parameters are not overwritten later."""
+    problem, params = _ensemble_problem(FeedbackAlignment, activation="identity")
+    before = {k: v.clone() for k, v in params.items()}
+    seen: list[int] = []
+    copying = simulate_discrete(problem, params, Euler(0.05), 20, record_every=5,
+                                on_step=lambda k, p, u, n: seen.append(k))
+    overwriting = simulate_discrete(problem, params, Euler(0.05), 20, record_every=5)
+    assert seen == list(range(20))
+    assert all(torch.equal(before[k], params[k]) for k in params)
+    for pc, po in zip(copying.params, overwriting.params, strict=True):
+        assert all(torch.equal(pc[k], po[k]) for k in pc)
+    assert not torch.equal(overwriting.params[0]["W1"], overwriting.params[-1]["W1"])

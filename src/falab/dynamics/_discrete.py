@@ -47,6 +47,12 @@ class AbstractScheme(abc.ABC):
     def step(self, problem: Problem, params: Params, update: Params, lrs: Mapping[str, float],
              batch: tuple[Tensor, Tensor] | None) -> Params: ...
 
+    def step_overwriting(self, problem: Problem, params: Params, update: Params, lrs: Mapping[str, float],
+                         batch: tuple[Tensor, Tensor] | None) -> Params:
+        """As :meth:`step`, but allowed to write the new parameters into ``params``' tensors (the caller owns them
+        and no longer needs them). Default: :meth:`step`."""
+        return self.step(problem, params, update, lrs, batch)
+
 
 @final
 @dataclass(frozen=True)
@@ -62,6 +68,12 @@ class Euler(AbstractScheme):
         del problem, batch
         # torch.add with alpha is one fused pass over memory (v - lr * u would be two).
         return {k: torch.add(v, update[k], alpha=-lrs[k]) if k in update else v for k, v in params.items()}
+
+    def step_overwriting(self, problem, params, update, lrs, batch):
+        del problem, batch
+        # In place: no fresh output buffer to allocate and stream into (K = 1024 quick-start W1, 8 MB: 0.85 ms for
+        # torch.add vs 0.57 ms for add_). Same arithmetic, so the same bits as step().
+        return {k: v.add_(update[k], alpha=-lrs[k]) if k in update else v for k, v in params.items()}
 
 
 def simulate_discrete(
@@ -127,7 +139,10 @@ def simulate_discrete(
             xb, yb = problem.x[..., idx, :], problem.y[..., idx, :]
             batch = (xb, yb)
             upd = problem.update(params, xb, yb)
-        new = problem.constrain(scheme.step(problem, params, upd, lrs, batch))
+        # The loop owns params (cloned above, records clone again), so without an on_step observer of the old
+        # parameters the scheme may overwrite them.
+        stepper = scheme.step if on_step is not None else scheme.step_overwriting
+        new = problem.constrain(stepper(problem, params, upd, lrs, batch))
         if on_step is not None:
             on_step(k, params, upd, new)
         # A sum is non-finite iff some entry is (inf - inf gives nan), and costs one pass without a bool mask.
