@@ -26,8 +26,9 @@ def plot_regression_trajectories(
     ideal: Mapping[str, np.ndarray],
     *,
     lim: float = 1.3,
+    dynamics: str = "GD",
 ) -> Path:
-    """P002 Fig. 1 / Fig. 2 top-left: one panel per (alpha, architecture); GD trajectories of beta (lines), Theorem 6
+    """P002 Fig. 1 / Fig. 2 top-left: one panel per (alpha, architecture); trajectories under ``dynamics`` of beta (lines), Theorem 6
     limits (crosses), the solution line ``x^T z = y`` and the alpha -> 0 ideal limit (star).
 
     ``trajectories[(arch, alpha)]``: ``(T, K, 2)``; ``predicted[(arch, alpha)]``: ``(K, 2)``.
@@ -51,7 +52,7 @@ def plot_regression_trajectories(
             ax.set_aspect("equal")
             ax.set_title(f"{_ARCH_TITLES[arch]}, alpha={al:g}", fontsize=9)
             ax.grid(alpha=0.3)
-    fig.suptitle("P002 regression: beta(t) under GD (lines), Theorem 6 limits (x), alpha->0 limit (*)", fontsize=10)
+    fig.suptitle(f"P002 regression: beta(t) under {dynamics} (lines), Theorem 6 limits (x), alpha->0 limit (*)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
