@@ -24,6 +24,8 @@ from torch import Tensor
 _INPUT = {1: torch.nn.grad.conv1d_input, 2: torch.nn.grad.conv2d_input}
 _WEIGHT = {1: torch.nn.grad.conv1d_weight, 2: torch.nn.grad.conv2d_weight}
 _NO_OUTPUT_PADDING = {1: (0,), 2: (0, 0)}
+# The overload itself: calling the packet (torch.ops.aten.convolution_backward) resolves it on every call.
+_CONVOLUTION_BACKWARD = torch.ops.aten.convolution_backward.default
 
 
 def conv_feedback_signal(
@@ -83,7 +85,7 @@ def conv_backward(
     if not (mask[0] or need_weight or with_bias):
         return None, None, None
     # aten takes int tuples as they are (no list copies: this runs once per layer per step)
-    signal, gw, gb = torch.ops.aten.convolution_backward(
+    signal, gw, gb = _CONVOLUTION_BACKWARD(
         delta, a_in, kernel, [weight_shape[0]] if with_bias else None, stride, padding, dilation, False,
         _NO_OUTPUT_PADDING[delta.dim() - 2], groups, mask)
     return signal, gw, gb
