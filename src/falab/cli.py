@@ -136,12 +136,14 @@ def bench(
     json_path: Annotated[Path | None, typer.Option("--json", help="also write the figures as a flat JSON object")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="fewer repeats and smaller ensembles")] = False,
     skip_nn: Annotated[bool, typer.Option("--skip-nn", help="skip the torch.nn layer benchmarks")] = False,
+    with_biotorch: Annotated[bool, typer.Option(
+        "--with-biotorch", help="pip install biotorch==0.0.16 --no-deps if missing and time its layers alongside")] = False,
 ) -> None:
     """Benchmarks measured in one run, reported as ratios (never timed tests)."""
     _threads()
     from .bench import run_all
 
-    results = run_all(quick=quick, skip_nn=skip_nn, echo=typer.echo)
+    results = run_all(quick=quick, skip_nn=skip_nn, echo=typer.echo, with_biotorch=with_biotorch)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
