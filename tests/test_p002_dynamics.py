@@ -1,7 +1,6 @@
 """P002 through the engine: GD flow / GD of tensor networks against the Theorem 5/6 predictors and exact identities."""
 
 import numpy as np
-import pytest
 import torch
 
 from falab.dynamics import Euler, Problem, simulate_discrete, simulate_flow
@@ -98,7 +97,6 @@ def test_theorem3_gd_iterates_follow_exact_curve():
     assert 0 < worst <= 2 * lr
 
 
-@pytest.mark.slow
 def test_p002_experiments_quick_all_confirmed(tmp_path):
     from falab.experiments import EXPERIMENTS, RunContext
 

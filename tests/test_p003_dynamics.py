@@ -258,7 +258,6 @@ def test_fig1b_experiment_quick():
     assert out.figures[0].exists()
 
 
-@pytest.mark.slow
 def test_all_p003_experiments_quick(tmp_path):
     from falab.experiments import RunContext, experiments_for
 

@@ -1,6 +1,5 @@
 """P004 experiments: registration, claim coverage, and quick-mode runs with their deciding numbers."""
 
-import pytest
 
 from falab.experiments import EXPERIMENTS, RunContext
 from falab.experiments._catalog import CLAIMS
@@ -48,7 +47,6 @@ def test_fa_vs_fa_star_experiment_orders_the_step_size_variants(tmp_path):
     assert claim.verdict in ("confirmed", "qualified")
 
 
-@pytest.mark.slow
 def test_all_p004_experiments_quick(tmp_path):
     verdicts = {}
     for exp_id in P004_IDS:

@@ -1,9 +1,16 @@
-"""The main job end to end: `falab reproduce --quick` answers every catalog claim and writes report and figures."""
+"""The main job end to end: `falab reproduce` answers every catalog claim and writes report and figures.
+
+Quick mode runs in the default suite (~30 s); the full-size run (~5 min) is marked slow and also checks the acceptance
+numbers that only the full sizes reach (ReLU flow drift <= 1e-5, digits accuracy within 1.5 points of BP)."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
 
 from falab.cli import main
 from falab.experiments._catalog import CLAIMS
@@ -11,9 +18,8 @@ from falab.experiments._catalog import CLAIMS
 FIELDS = {"id", "paper", "verdict", "statement", "measured", "expected", "tolerance", "mode", "experiment", "note"}
 
 
-def test_reproduce_quick_answers_all_56_claims(tmp_path, monkeypatch):
-    out = tmp_path / "quick"
-    monkeypatch.setattr(sys, "argv", ["falab", "reproduce", "--quick", "--out", str(out)])
+def _reproduce(out: Path, monkeypatch, *extra: str) -> list[dict]:
+    monkeypatch.setattr(sys, "argv", ["falab", "reproduce", *extra, "--out", str(out)])
     try:
         main()
     except SystemExit as exc:
@@ -32,3 +38,18 @@ def test_reproduce_quick_answers_all_56_claims(tmp_path, monkeypatch):
     for paper in ("p000", "p002", "p003", "p004", "nn"):
         assert any(name.startswith(paper + "_") for name in figures), (paper, sorted(figures))
         assert f"figures/{paper}_" in report
+    return claims
+
+
+def test_reproduce_quick_answers_all_56_claims(tmp_path, monkeypatch):
+    _reproduce(tmp_path / "quick", monkeypatch, "--quick")
+
+
+@pytest.mark.slow
+def test_reproduce_full_meets_the_issue_acceptance_numbers(tmp_path, monkeypatch):
+    claims = {c["id"]: c for c in _reproduce(tmp_path / "full", monkeypatch)}
+    t51 = claims["P000-T5.1"]["measured"]
+    assert t51["relu_flow_rel_drift"] <= 1e-5 and t51["linear_flow_rel_drift"] <= 1e-8
+    assert t51["relu_euler_identity_rel"] <= 1e-12 and t51["linear_euler_identity_rel"] <= 1e-12
+    digits = pd.read_csv(tmp_path / "full" / "data" / "nn_digits" / "summary.csv")
+    assert (digits.seeds >= 3).all() and (digits.gap_to_bp >= -1.5).all(), digits[["model", "rule", "gap_to_bp"]]
