@@ -105,6 +105,7 @@ ERROR_INPUTS: list[tuple[str, Callable[[], object], str]] = [
     ("repeated ts", _flow([0.0, 1.0, 1.0]), r"^Invalid ts: "),
     ("negative ts", _flow([-1.0, 1.0]), r"^Invalid ts: "),
     ("t_end = 0", _flow([0.0]), r"^Invalid t_end: 0.0 \(expected a time > 0\)"),
+    ("chunk_members = 0", _flow([0.0, 1.0], chunk_members=0), r"^Invalid flow.chunk_members: 0 \(expected an integer >= 1, or None"),
     ("unknown method", _flow([0.0, 1.0], method="euler"), r"^Invalid flow.method: 'euler' \(expected one of 'DOP853'"),
     ("negative rtol", _flow([0.0, 1.0], rtol=-1e-8), r"^Invalid flow.rtol: -1e-08"),
     ("zero atol", _flow([0.0, 1.0], atol=0.0), r"^Invalid flow.atol: 0.0"),
