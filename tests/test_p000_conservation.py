@@ -8,7 +8,7 @@ import torch
 
 from falab.dynamics import Euler, Problem, simulate_discrete, simulate_flow
 from falab.experiments import EXPERIMENTS, RunContext
-from falab.experiments.p000_conservation import RK4, StepLaws, _dfa_variant_feedback, _fa_terms, _rel_drift
+from falab.experiments.p000_conservation import StepLaws, _dfa_variant_feedback, _fa_terms, _rel_drift, _rk4_flow
 from falab.functional import SquaredLoss
 from falab.instruments import fa_quantity
 from falab.models import MLP
@@ -85,8 +85,8 @@ def test_rk4_converges_to_dop853_with_fourth_order() -> None:
     rule = FeedbackAlignment(Gaussian())
     prob = Problem(model, rule, SquaredLoss("mean"), x, y, rule.init(model, p0, generator=g))
     ref = simulate_flow(prob, p0, [0.0, 1.0]).final["W1"]
-    errs = [float((simulate_discrete(prob, p0, RK4(dt), int(round(1 / dt)), record_every=10**6).final["W1"] - ref)
-                  .abs().max()) for dt in (0.1, 0.05)]
+    errs = [float((_rk4_flow(prob, p0, dt, int(round(1 / dt)), 10**6, {}, keep_params=True).final["W1"] - ref).abs().max())
+            for dt in (0.1, 0.05)]
     assert 10 < errs[0] / errs[1] < 24  # 2^4 = 16
 
 
@@ -99,8 +99,8 @@ def test_relu_flow_conserves_q_and_dfa_only_last_pair() -> None:
                                   (DirectFeedbackAlignment(Gaussian()), (False, True))):
         st = rule.init(model, p0, generator=g)
         fb = rule.feedback_used(model, p0, st) if isinstance(rule, FeedbackAlignment) else _dfa_variant_feedback(st, 3)
-        tr = simulate_discrete(Problem(model, rule, SquaredLoss("mean"), x, y, st), p0, RK4(5e-4), 1000,
-                               record_every=100, measures={"q": lambda s, fb=fb: torch.stack(_fa_terms(model, s.params, fb))})
+        tr = _rk4_flow(Problem(model, rule, SquaredLoss("mean"), x, y, st), p0, 5e-4, 1000, 100,
+                       {"q": lambda s, fb=fb: torch.stack(_fa_terms(model, s.params, fb))})
         v = tr.metric("q")
         for i, conserved in enumerate(pairs_conserved):
             drift = _rel_drift(v[:, 0, :, i], v[:, 1, :, i])

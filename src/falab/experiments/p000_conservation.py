@@ -6,8 +6,8 @@ Losses are :class:`SquaredLoss('mean')` (claims.md §3.1 proposal; flow time = E
 
 Flows: smooth (linear) systems use scipy DOP853 (rtol 1e-10, atol 1e-12). ReLU FA flows have a discontinuous vector
 field; pre-activations that reach 0 enter a sliding mode and DOP853 stalls there (measured: > 5e5 evaluations without
-passing t = 0.005), so piecewise-smooth flows are integrated with fixed-step classical RK4 (:class:`RK4`, a discrete
-scheme that calls the same rule ``update`` at its four stages); the step is reported next to every number.
+passing t = 0.005), so piecewise-smooth flows are integrated with torchdiffeq's fixed-step RK4
+(``simulate_flow(method='rk4')``, every stage calls the same rule ``update``); the step is reported next to every number.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._checks import check_positive
-from ..dynamics import AbstractScheme, Euler, Problem, Snapshot, simulate_discrete, simulate_flow
+from ..dynamics import Euler, Problem, Snapshot, simulate_discrete, simulate_flow
 from ..functional import SquaredLoss
 from ..instruments import dfa_last_pair, fa_quantity, fa_quantity_matrix, fa_quantity_per_neuron, gd_balancedness
 from ..models import MLP, Params
@@ -35,35 +34,19 @@ F64 = torch.float64
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# A fixed-step RK4 scheme (for piecewise-smooth flows) and per-step law monitors
+# Fixed-step RK4 flows (for piecewise-smooth fields) and per-step law monitors
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RK4(AbstractScheme):
-    r"""Classical RK4 for the flow :math:`\dot\theta = -\mathrm{update}(\theta)` with step ``lr`` (= dt).
-
-    Every stage calls the rule's own ``update`` (and ``constrain``), so no update maths is duplicated.
-    """
-
-    lr: float = 1e-3
-
-    def __post_init__(self) -> None:
-        check_positive("lr", self.lr)
-
-    def step(self, problem, params, update, lrs, batch):
-        del batch
-        dt = {k: lrs[k] for k in params}
-
-        def shift(base: Params, k: Params, c: float) -> Params:
-            return problem.constrain({n: v - c * dt[n] * k[n] if n in k else v for n, v in base.items()})
-
-        k1 = update
-        k2 = problem.update(shift(params, k1, 0.5))
-        k3 = problem.update(shift(params, k2, 0.5))
-        k4 = problem.update(shift(params, k3, 1.0))
-        comb = {n: (k1[n] + 2 * k2[n] + 2 * k3[n] + k4[n]) / 6.0 for n in k1}
-        return shift(params, comb, 1.0)
+def _rk4_flow(prob: Problem, p0: Params, dt: float, steps: int, record_every: int,
+              measures: Mapping[str, Any], *, keep_params: bool = False):
+    """The flow integrated by fixed-step RK4 (torchdiffeq through ``simulate_flow(method='rk4')``) for ``steps`` steps
+    of ``dt``, recorded every ``record_every`` steps (and at the last one)."""
+    marks = list(range(0, steps + 1, record_every))
+    if marks[-1] != steps:
+        marks.append(steps)
+    return simulate_flow(prob, p0, [k * dt for k in marks], method="rk4", step_size=dt, measures=measures,
+                         keep_params=keep_params)
 
 
 def _inner(a: Tensor, b: Tensor) -> Tensor:
@@ -168,7 +151,7 @@ class Fig1Config:
     eta: float = 5e-4
     steps: int = 40000
     flow_time: float = 20.0
-    relu_dt: float = 1.25e-4
+    relu_dt: float = 1e-4
     relu_flow_time: float = 2.0
     records: int = 200
     relu_flow_tol: float = 1e-5
@@ -256,16 +239,14 @@ def _fig1_runs(cfg: Fig1Config, arch: str) -> Fig1Runs:
         solver = "DOP853 rtol 1e-10 atol 1e-12"
     else:
         n_steps = int(round(cfg.relu_flow_time / cfg.relu_dt))
-        tr_f = simulate_discrete(prob, p0, RK4(cfg.relu_dt), n_steps, record_every=max(1, n_steps // cfg.records),
-                                 measures=measures, keep_params=False)
+        tr_f = _rk4_flow(prob, p0, cfg.relu_dt, n_steps, max(1, n_steps // cfg.records), measures)
         solver = f"RK4 dt={cfg.relu_dt:g}"
         # step-size study: RK4's error on the ReLU flow is dominated by steps across kinks (and the chattering of the
         # sliding mode), so the drift of Q must shrink with dt if it is discretisation error and not a real change
         study = {}
         for dt in cfg.study_dts:
             k = int(round(cfg.study_time / dt))
-            tr_s = simulate_discrete(prob, p0, RK4(dt), k, record_every=max(1, k // 20), measures=measures,
-                                     keep_params=False)
+            tr_s = _rk4_flow(prob, p0, dt, k, max(1, k // 20), measures)
             study[dt] = _rel_drift(tr_s.metric("Q"), 0.5 * tr_s.metric("w1sq") + tr_s.metric("inner").abs())
     qf = tr_f.metric("Q")
     scale = 0.5 * tr_f.metric("w1sq") + tr_f.metric("inner").abs()
@@ -353,8 +334,7 @@ def _cell(cfg: TableConfig, act: str, rule_name: str, depth: int) -> dict[str, f
         return torch.stack(_fa_terms(model, s.params, fb))
 
     steps = int(round(cfg.time / cfg.dt))
-    tr = simulate_discrete(prob, p0, RK4(cfg.dt), steps, record_every=max(1, steps // 40), measures={"law": law},
-                           keep_params=False)
+    tr = _rk4_flow(prob, p0, cfg.dt, steps, max(1, steps // 40), {"law": law})
     v = tr.metric("law")  # (T, 2, K, L-1)
     drifts = [_rel_drift(v[:, 0, :, i], v[:, 1, :, i]) for i in range(L - 1)]
     out = {"last": drifts[-1], "others": max(drifts[:-1]) if L > 2 else float("nan"), "all": max(drifts)}
@@ -438,7 +418,7 @@ def laws_checks(cfg: LawsConfig) -> dict[str, float]:
         sc = 0.5 * (ws[0] ** 2).sum(-1) + 0.5 * bs[0] ** 2 + (ws[1] * fb[2]).sum(-2).abs()
         return torch.stack([q, sc])
 
-    tr = simulate_discrete(prob, p0, RK4(cfg.relu_dt), steps, record_every=rec, measures={"pn": pn}, keep_params=False)
+    tr = _rk4_flow(prob, p0, cfg.relu_dt, steps, rec, {"pn": pn})
     v = tr.metric("pn")
     out["neuron_flow_drift"] = _rel_drift(v[:, 0], v[:, 1])
     mon = StepLaws(m, fb, cfg.euler_eta)
@@ -479,7 +459,7 @@ def laws_checks(cfg: LawsConfig) -> dict[str, float]:
 
         ms = {"law": dl, "last": last}
         if act == "relu":
-            tr = simulate_discrete(prob, p0, RK4(cfg.relu_dt), steps, record_every=rec, measures=ms, keep_params=False)
+            tr = _rk4_flow(prob, p0, cfg.relu_dt, steps, rec, ms)
         else:
             tr = simulate_flow(prob, p0, np.linspace(0, cfg.time, 31), measures=ms, keep_params=False)
         v = tr.metric("law")
@@ -500,8 +480,7 @@ def laws_checks(cfg: LawsConfig) -> dict[str, float]:
         if act == "identity":
             tr = simulate_flow(prob, p0, np.linspace(0, cfg.time, 31), measures={"z": za}, keep_params=False)
         else:
-            tr = simulate_discrete(prob, p0, RK4(cfg.relu_dt), steps, record_every=rec, measures={"z": za},
-                                   keep_params=False)
+            tr = _rk4_flow(prob, p0, cfg.relu_dt, steps, rec, {"z": za})
         z = tr.metric("z")
         out[f"zero_{act}_gap"] = float(z[:, 0].abs().max() / z[:, 2].abs().amax().clamp_min(1e-300)) \
             if float(z[:, 2].abs().max()) > 0 else float(z[:, 0].abs().max())
