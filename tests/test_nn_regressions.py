@@ -125,15 +125,16 @@ def test_split_is_fixed_and_disjoint_and_selection_uses_validation(tmp_path):
 
 
 @pytest.mark.parametrize("bad,match", [
-    ({"rules": ["fa", "xfa"]}, r"Invalid rules\.1: 'xfa' \(expected"),
-    ({"epochs": 0}, r"Invalid epochs: 0 \(expected"),
-    ({"datasets": ["mnist"]}, r"Invalid datasets\.0: 'mnist'"),
-    ({"optimizer": {"lr": -1}}, r"Invalid optimizer\.lr: -1"),
-    ({"unknown_field": 1}, r"Invalid unknown_field: 1"),
+    ({"rules": ["fa", "xfa"]}, r"^Invalid rules\.1: 'xfa' \(expected 'bp', 'fa', 'dfa', 'usf', 'frsf' or 'brsf'\)$"),
+    ({"epochs": 0}, r"^Invalid epochs: 0 \(expected greater than or equal to 1\)$"),
+    ({"datasets": ["mnist"]}, r"^Invalid datasets\.0: 'mnist' \(expected 'digits' or 'mnist1d'\)$"),
+    ({"optimizer": {"lr": -1}}, r"^Invalid optimizer\.lr: -1 \(expected greater than 0\)$"),
+    ({"unknown_field": 1}, r"^Invalid unknown_field: 1 \(expected no such field; see the documented config fields\)$"),
 ])
 def test_config_errors_are_one_line_falab_errors(bad, match):
-    with pytest.raises(FalabInputError, match=match):
+    with pytest.raises(FalabInputError, match=match) as info:
         load_config(bad)
+    assert "\n" not in str(info.value)
 
 
 def test_config_from_yaml_file(tmp_path):

@@ -27,6 +27,46 @@ def invalid(name: str, value: Any, expected: str, *, quote: bool = True) -> Fala
     return FalabInputError(f"Invalid {name}: {shown} (expected {expected})")
 
 
+# Field validators inside pydantic models raise ValueError("<field><SEP><expected><SEP><repr(value)>") so that the
+# formatter below can name the field even when the check spans several fields (model validators).
+VALIDATION_SEP = "\x1f"
+
+
+def config_rule_error(field: str, expected: str, got: Any = VALIDATION_SEP) -> ValueError:
+    """A ValueError for a pydantic validator that :func:`format_validation_error` turns into an ``Invalid`` line."""
+    return ValueError(VALIDATION_SEP.join([field, expected, "" if got is VALIDATION_SEP else repr(got)]))
+
+
+def format_validation_error(err: dict[str, Any], *, union_kinds: Iterable[str] = ()) -> str:
+    """One pydantic error (an item of ``ValidationError.errors()``) as ``Invalid <field>: <value> (expected ...)``.
+
+    ``union_kinds``: the accepted ``kind`` tags of a tagged union in the model, listed when the tag is bad or missing.
+    """
+    loc = ".".join(str(p) for p in err.get("loc", ()) if not str(p).startswith(("function-", "tagged-union")))
+    loc = loc or "config"
+    msg = err.get("msg", "")
+    kind = err.get("type", "")
+    value = err.get("input")
+    kinds = ", ".join(repr(k) for k in union_kinds)
+    if kind == "missing":
+        return f"Invalid {loc}: missing (expected this required field)"
+    if kind == "extra_forbidden":
+        return f"Invalid {loc}: {value!r} (expected no such field; see the documented config fields)"
+    if kind == "value_error" and VALIDATION_SEP in msg:
+        field, expected, got = msg.removeprefix("Value error, ").split(VALIDATION_SEP)
+        full = ".".join(p for p in (loc, field) if p and p != "config")
+        return f"Invalid {full or 'config'}: {got or repr(value)} (expected {expected})"
+    if kind == "union_tag_invalid":
+        return f"Invalid {loc}.kind: {value.get('kind') if isinstance(value, dict) else value!r} (expected one of {kinds})"
+    if kind == "union_tag_not_found":
+        return f"Invalid {loc}.kind: missing (expected one of {kinds})"
+    expected = msg.removeprefix("Input should be ").removeprefix("input should be ")
+    shown = repr(value) if isinstance(value, str) else value
+    if isinstance(value, float) and not math.isfinite(value):
+        shown = value
+    return f"Invalid {loc}: {shown} (expected {expected})"
+
+
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     choices = list(choices)
     if not isinstance(value, str) or value not in choices:

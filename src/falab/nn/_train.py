@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
-from .._checks import FalabInputError, invalid
+from .._checks import FalabInputError, format_validation_error, invalid
 from ._convert import RULE_NAMES, convert
 from ._data import DATASETS, Split, load_split
 from ._metrics import layer_alignment, update_angles
@@ -65,14 +65,7 @@ class TrainConfig(BaseModel):
 
 
 def _pydantic_to_falab(err: ValidationError) -> FalabInputError:
-    e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"]) or "config"
-    value = e.get("input", "")
-    expected = e.get("msg", "a valid value")
-    ctx = e.get("ctx") or {}
-    if "expected" in ctx:
-        expected = f"one of {ctx['expected']}"
-    return invalid(loc, value, expected)
+    return FalabInputError(format_validation_error(err.errors()[0]))
 
 
 def load_config(config: str | Path | Mapping[str, Any] | TrainConfig) -> TrainConfig:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .._checks import FalabInputError, invalid
+from .._checks import FalabInputError, format_validation_error, invalid
+from .._checks import config_rule_error as _rule_error
 from ..functional import ACTIVATIONS
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
-_SEP = "\x1f"
-
-
-def _rule_error(field: str, expected: str, got: Any = _SEP) -> ValueError:
-    """A cross-field error: ``field`` relative to the validated model, what was expected, what was given."""
-    return ValueError(_SEP.join([field, expected, "" if got is _SEP else repr(got)]))
 
 
 class InitConfig(BaseModel):
@@ -149,30 +143,6 @@ class RunConfig(BaseModel):
         return self
 
 
-def _format_error(err: dict[str, Any]) -> str:
-    loc = ".".join(str(p) for p in err.get("loc", ()) if not str(p).startswith(("function-", "tagged-union")))
-    msg = err.get("msg", "")
-    kind = err.get("type", "")
-    value = err.get("input")
-    if kind == "missing":
-        return f"Invalid {loc}: missing (expected this required field)"
-    if kind == "extra_forbidden":
-        return f"Invalid {loc}: {value!r} (expected no such field; see the documented config fields)"
-    if kind == "value_error" and _SEP in msg:
-        field, expected, got = msg.removeprefix("Value error, ").split(_SEP)
-        full = ".".join(p for p in (loc, field) if p)
-        return f"Invalid {full}: {got or repr(value)} (expected {expected})"
-    if kind == "union_tag_invalid":
-        return f"Invalid {loc}.kind: {value.get('kind') if isinstance(value, dict) else value!r} (expected one of 'flow', 'euler', 'sgd')"
-    if kind == "union_tag_not_found":
-        return f"Invalid {loc}.kind: missing (expected one of 'flow', 'euler', 'sgd')"
-    expected = msg.removeprefix("Input should be ").removeprefix("input should be ")
-    shown = repr(value) if isinstance(value, str) else value
-    if isinstance(value, float) and not math.isfinite(value):
-        shown = value
-    return f"Invalid {loc}: {shown} (expected {expected})"
-
-
 def parse_config(data: dict[str, Any] | RunConfig) -> RunConfig:
     """Validate a config dict; raise :class:`FalabInputError` with a one-line message naming the first bad field."""
     if isinstance(data, RunConfig):
@@ -184,7 +154,7 @@ def parse_config(data: dict[str, Any] | RunConfig) -> RunConfig:
     except ValidationError as exc:
         errors = exc.errors()
         # Report the first error of the most specific kind (a union produces one per branch).
-        raise FalabInputError(_format_error(errors[0])) from None
+        raise FalabInputError(format_validation_error(errors[0], union_kinds=("flow", "euler", "sgd"))) from None
 
 
 def load_config(path: str | Path) -> RunConfig:
