@@ -257,3 +257,23 @@ def test_fixed_step_rk4_flow_converges_at_order_four() -> None:
                          .final["W1"].numpy() - ref).max()) for dt in dts]
     slope = np.polyfit(np.log(dts), np.log(errs), 1)[0]
     assert abs(slope - 4.0) <= 0.3, (slope, errs)
+
+
+@pytest.mark.parametrize("route", ["flow", "chunked flow", "euler"])
+def test_progress_reports_increasing_fractions_up_to_one(route) -> None:
+    """``progress`` (the CLI's bar) sees non-decreasing fractions in [0, 1] ending at 1, one call per record."""
+    g = torch.Generator().manual_seed(11)
+    model = MLP((3, 4, 1), "tanh")
+    params = model.init_params(g, ensemble=6)
+    x = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(5, 1, generator=g, dtype=torch.float64)
+    problem = Problem(model, Backprop(), SquaredLoss("mean"), x, y)
+    seen: list[float] = []
+    if route == "euler":
+        simulate_discrete(problem, params, Euler(lr=0.1), 20, record_every=5, progress=seen.append)
+        assert len(seen) == 5
+    else:
+        simulate_flow(problem, params, [0.0, 0.5, 1.0], progress=seen.append,
+                      chunk_members=4 if route == "chunked flow" else None)
+        assert len(seen) == (6 if route == "chunked flow" else 3)
+    assert seen[0] == 0.0 and seen[-1] == pytest.approx(1.0) and all(b >= a for a, b in zip(seen, seen[1:]))

@@ -51,12 +51,15 @@ def run(
     _threads()
     cfg = load_config(config)
     from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    console = Console(stderr=True)
-    with console.status(f"running {config} ..."):
+    with Progress(TextColumn(f"running {config.name}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("run", total=1.0)
         try:
-            result = run_config(cfg, out)
+            result = run_config(cfg, out, progress=lambda f: bar.update(task, completed=f))
         except Diverged as exc:
+            bar.stop()
             _fail(str(exc), 1)
     loss = result.trajectory.metrics.get("loss")
     final = f"; final loss {float(loss[-1].max()):.4g}" if loss else ""
@@ -158,10 +161,26 @@ def train(
     """Train real PyTorch models with FA/DFA/sign-symmetry layers on offline data (digits, MNIST-1D)."""
     _threads()
     try:
-        from .nn import train_from_config
+        from .nn import load_config, train_from_config
     except ImportError:
         _fail("falab.nn.train_from_config is not available in this build", 1)
-    train_from_config(config, out)
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    cfg = load_config(config)  # validate before the bar appears (bad input: one line, exit 2)
+    total = len(cfg.datasets) * len(cfg.models) * len(cfg.rules) * len(cfg.seeds)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("training", total=total)
+        started = [0]
+
+        def progress(label: str) -> None:
+            # called when a run starts: the previous one has finished
+            bar.update(task, completed=started[0], description=label)
+            started[0] += 1
+
+        train_from_config(cfg, out, progress=progress)
+        bar.update(task, completed=total)
     typer.echo(f"wrote {out}")
 
 

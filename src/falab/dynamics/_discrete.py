@@ -91,6 +91,7 @@ def simulate_discrete(
     keep_params: bool = True,
     on_step: Callable[[int, Params, Params, Params], None] | None = None,
     time_unit: float | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> Trajectory:
     """Run ``steps`` steps of ``scheme`` and record at ``record_steps`` (or every ``record_every`` steps, always
     including 0 and the last step).
@@ -98,7 +99,8 @@ def simulate_discrete(
     ``batch_size`` switches to minibatch SGD: each step draws ``batch_size`` samples without replacement from the
     (shared) data with ``generator``; records always use the full data. ``on_step(k, params_k, update_k,
     params_{k+1})`` sees every step (exact discrete identities are checked there). Physical time is
-    ``t = time_unit * k`` (default: the largest step size). A non-finite loss at a record or non-finite parameters
+    ``t = time_unit * k`` (default: the largest step size). ``progress(fraction)`` is called after every record
+    (fraction of the steps done; for progress bars). A non-finite loss at a record or non-finite parameters
     after a step end the run with ``status = 'diverged'``, keeping what was recorded.
     """
     check_positive_int("steps", steps, allow_zero=True)
@@ -130,6 +132,8 @@ def simulate_discrete(
                 traj.status, traj.message = "diverged", f"non-finite loss at step {k}"
                 return traj
             traj.record(snap, measures, keep_params)
+            if progress is not None:
+                progress(k / max(steps, 1))
         if k == steps:
             break
         batch = None

@@ -65,6 +65,7 @@ def simulate_flow(
     events: Sequence[Callable[[float, Params], float]] | None = None,
     max_step: float = np.inf,
     chunk_members: int | None = CHUNK_MEMBERS,
+    progress: Callable[[float], None] | None = None,
 ) -> Trajectory:
     r"""Integrate :math:`\dot\theta = -\mathrm{update}(\theta)` and record at the times ``ts``.
 
@@ -82,6 +83,7 @@ def simulate_flow(
         max_evaluations: budget of vector-field evaluations; when exhausted the run stops with
             ``status = 'stalled'`` and keeps what it recorded.
         measures: name -> function of a :class:`Snapshot`, evaluated at every output time.
+        progress: called with ``t / t_end`` after every record (for progress bars; chunks report their share).
         events: functions ``g(t, params)``; their zero crossings are located (scipy methods) and returned in
             ``trajectory.events`` (one array of times per event).
         chunk_members: integrate an ensemble of more than this many members (one leading dimension shared by
@@ -122,7 +124,7 @@ def simulate_flow(
         else 1
     if n_chunks > 1:
         return _simulate_chunked(problem, params0, ts, n_chunks, measures=measures, keep_params=keep_params,
-                                 rtol=rtol, atol=atol, method=method, step_size=step_size,
+                                 progress=progress, rtol=rtol, atol=atol, method=method, step_size=step_size,
                                  max_evaluations=max_evaluations, max_step=max_step)
     params0 = problem.constrain(params0)
     flat = _Flattener(params0)
@@ -139,6 +141,8 @@ def simulate_flow(
             traj.status, traj.message = "diverged", f"non-finite loss at t = {t:.6g}"
             return False
         traj.record(Snapshot(t=t, step=i, params=params, problem=problem), measures, keep_params)
+        if progress is not None:
+            progress(t / ts[-1])
         return True
 
     def rhs(t: float, vec: np.ndarray) -> np.ndarray:
@@ -193,20 +197,22 @@ def _chunk_count(problem: Problem, params: Params, chunk_members: int | None, ts
 
 
 def _simulate_chunked(problem: Problem, params0: Params, ts: list[float], n_chunks: int, *,
-                      measures: Mapping[str, Measure] | None, keep_params: bool, **solver) -> Trajectory:
+                      measures: Mapping[str, Measure] | None, keep_params: bool,
+                      progress: Callable[[float], None] | None, **solver) -> Trajectory:
     """Integrate member chunks one after the other (see ``chunk_members``) and stitch their records in order."""
     k = problem.model.layer_weights(params0)[0].shape[0]
     bounds = np.linspace(0, k, n_chunks + 1).round().astype(int)
     parts: list[Trajectory] = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for c, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
         a, b = int(a), int(b)
+        chunk_progress = None if progress is None else (lambda f, c=c: progress((c + f) / n_chunks))
         sub_problem = dataclasses.replace(
             problem,
             x=problem.x[a:b] if problem.x.dim() == 3 else problem.x,
             y=problem.y[a:b] if problem.y.dim() == 3 else problem.y,
             state={n: v[a:b] for n, v in problem.state.items()})
         parts.append(simulate_flow(sub_problem, {n: v[a:b] for n, v in params0.items()}, ts, keep_params=True,
-                                   chunk_members=None, **solver))
+                                   chunk_members=None, progress=chunk_progress, **solver))
     traj = Trajectory()
     shortest = min(parts, key=lambda p: len(p.times))
     for i in range(len(shortest.times)):

@@ -210,12 +210,12 @@ def run(config: RunConfig | dict[str, Any], out_dir: str | Path,
         ts = np.linspace(0.0, dyn.t_end, dyn.n_points).tolist()
         traj = simulate_flow(problem, params0, ts, rtol=dyn.rtol, atol=dyn.atol, method=dyn.method,
                              step_size=dyn.step_size, max_evaluations=dyn.max_evaluations, measures=measures,
-                             keep_params=False)
+                             keep_params=False, progress=progress)
     else:
         g = torch.Generator().manual_seed(cfg.seed + 1)
         traj = simulate_discrete(problem, params0, Euler(lr=dyn.lr), dyn.steps, record_every=dyn.record_every,
                                  batch_size=dyn.batch_size, generator=g if dyn.batch_size else None,
-                                 measures=measures, keep_params=False)
+                                 measures=measures, keep_params=False, progress=progress)
     manifest = {
         "config": cfg.model_dump(mode="json"),
         "seed": cfg.seed,
