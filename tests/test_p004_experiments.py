@@ -8,7 +8,7 @@ P004_IDS = ("EXP-P004-Fig2", "EXP-P004-Fig3a", "EXP-P004-Fig3b", "EXP-P004-Fig4"
 
 
 def _run(exp_id, tmp_path):
-    return EXPERIMENTS[exp_id].run(RunContext(quick=True, out_dir=tmp_path, seed=0))
+    return EXPERIMENTS[exp_id].run(RunContext(quick=True, out_dir=tmp_path, seeds=(0,)))
 
 
 def test_every_p004_claim_is_answered_exactly_once():

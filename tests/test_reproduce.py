@@ -15,7 +15,9 @@ import pytest
 from falab.cli import main
 from falab.experiments._catalog import CLAIMS
 
-FIELDS = {"id", "paper", "verdict", "statement", "measured", "expected", "tolerance", "mode", "experiment", "note"}
+FIELDS = {"id", "paper", "verdict", "numerical", "statement", "measured", "tolerance", "mode", "experiment", "reasons",
+          "quick", "seeds", "n_seeds", "sizes", "intervals", "checks"}
+VERDICTS = ("confirmed", "qualified", "refuted", "inconclusive")
 
 
 def _reproduce(out: Path, monkeypatch, *extra: str) -> list[dict]:
@@ -28,9 +30,9 @@ def _reproduce(out: Path, monkeypatch, *extra: str) -> list[dict]:
     assert len(claims) == 56 and {c["id"] for c in claims} == set(CLAIMS)
     for c in claims:
         assert set(c) >= FIELDS, c["id"]
-        assert c["verdict"] in ("confirmed", "qualified", "refuted"), c["id"]
+        assert c["verdict"] in VERDICTS, c["id"]
         assert c["mode"] in ("flow", "euler", "monte-carlo", "closed-form"), c["id"]
-        assert c["measured"] not in (None, "", {}, []) and c["note"], c["id"]
+        assert c["measured"] not in (None, "", {}, []) and c["reasons"], c["id"]
         assert c["id"].startswith(c["paper"] + "-")
     report = (out / "report.md").read_text()
     assert all(cid in report for cid in CLAIMS)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -72,25 +71,32 @@ PAPER_CHOICES = ("P000", "P002", "P003", "P004", "NN")
 @app.command()
 def reproduce(
     papers: Annotated[list[str] | None, typer.Argument(help="papers to reproduce: P000 P002 P003 P004 NN (default: all)")] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="shrunk sizes and horizons (all papers in about a minute)")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="shrunk sizes and horizons; the same decisions")] = False,
     out: Annotated[Path, typer.Option("--out", help="output directory")] = Path("results/reproduce"),
-    seed: Annotated[int, typer.Option(help="base seed")] = 0,
+    seed: Annotated[int, typer.Option(help="base seed: claims are decided over seeds S, S+1, ...")] = 0,
+    seeds: Annotated[int, typer.Option("--seeds", help="how many seeds every claim is decided over")] = 3,
 ) -> None:
-    """Run the registered experiments and write OUT/claims.json, OUT/report.md and OUT/figures/*.png."""
+    """Run the registered experiments, decide every claim over several seeds, and write OUT/claims.json,
+    OUT/report.md and OUT/figures/*.png."""
     _threads()
     chosen = [p.upper() for p in (papers or [])]
     for p in chosen:
         if p not in PAPER_CHOICES:
             raise invalid("paper", p, "one of " + ", ".join(PAPER_CHOICES))
+    if not (0 <= seed < 2**63 - 100):
+        raise invalid("seed", seed, "an integer in [0, 2**63 - 100)")
+    if not (1 <= seeds <= 100):
+        raise invalid("seeds", seeds, "an integer in [1, 100]")
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .experiments import RunContext, experiments_for
-    from .report import ExperimentRecord, write_report
+    from .experiments import RunContext, experiments_for, run_experiment
+    from .report import ExperimentRecord, claim_rows, write_report
     from .runs import environment
 
     exps = experiments_for(chosen)
     if not exps:
         raise invalid("papers", chosen or "all", "papers with registered experiments (see `falab list`)")
+    seed_list = tuple(range(seed, seed + seeds))
     out.mkdir(parents=True, exist_ok=True)
     records: list[ExperimentRecord] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -98,23 +104,19 @@ def reproduce(
         task = progress.add_task("reproduce", total=len(exps))
         for exp in exps:
             progress.update(task, description=f"{exp.id}: {exp.title[:50]}")
-            ctx = RunContext(quick=quick, out_dir=out, seed=seed,
+            ctx = RunContext(quick=quick, out_dir=out, seeds=seed_list,
                              progress=lambda msg, e=exp: progress.update(task, description=f"{e.id}: {msg[:60]}"))
-            t0 = time.perf_counter()
-            try:
-                output = exp.run(ctx)
-                records.append(ExperimentRecord(exp, output, time.perf_counter() - t0))
-            except Exception as exc:  # keep every other result: one failing experiment must not lose the report
-                records.append(ExperimentRecord(exp, None, time.perf_counter() - t0,
-                                                error=f"{type(exc).__name__}: {exc}"))
+            records.append(run_experiment(exp, ctx))
             progress.advance(task)
             # Write after every experiment so that an interrupted run keeps what it produced.
-            write_report(records, out, papers=chosen or list(PAPER_CHOICES), quick=quick, environment=environment())
-    claims = [c for r in records if r.output for c in r.output.claims]
-    counts = {v: sum(c.verdict == v for c in claims) for v in ("confirmed", "qualified", "refuted")}
+            write_report(records, out, papers=chosen or list(PAPER_CHOICES), quick=quick, environment=environment(),
+                         seeds=seed_list)
+    rows = claim_rows(records)
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("confirmed", "qualified", "refuted", "inconclusive")}
     total = sum(r.seconds for r in records)
-    typer.echo(f"{len(claims)} claims: {counts['confirmed']} confirmed, {counts['qualified']} qualified, "
-               f"{counts['refuted']} refuted ({total:.1f} s). Wrote {out}/claims.json and {out}/report.md")
+    typer.echo(f"{len(rows)} claims over {seeds} seed(s): {counts['confirmed']} confirmed, {counts['qualified']} "
+               f"qualified, {counts['refuted']} refuted, {counts['inconclusive']} inconclusive ({total:.1f} s). "
+               f"Wrote {out}/claims.json and {out}/report.md")
     failed = [r for r in records if r.error]
     if failed:
         _fail("; ".join(f"{r.experiment.id} failed: {r.error}" for r in failed), 1)
@@ -125,10 +127,10 @@ def list_() -> None:
     """List registered experiments and every claim ID of the catalog."""
     from .experiments import CLAIMS, EXPERIMENTS
 
-    answered = {c: e.id for e in EXPERIMENTS.values() for c in e.claims}
+    answered = {c: e.id for e in EXPERIMENTS.values() for c in e.claim_ids}
     typer.echo("Experiments:")
     for e in EXPERIMENTS.values():
-        typer.echo(f"  {e.id:<14} {e.paper:<5} {e.title}  [{len(e.claims)} claims]")
+        typer.echo(f"  {e.id:<14} {e.paper:<5} {e.title}  [{len(e.claim_ids)} claims]")
     typer.echo("Claims:")
     for cid, text in CLAIMS.items():
         typer.echo(f"  {cid:<26} {answered.get(cid, '(not registered)'):<14} {text}")

@@ -12,16 +12,20 @@ from . import (
     p004_low_rank_fa,  # noqa: E402,F401
 )
 from ._catalog import CLAIMS, PAPERS
+from ._claims import Check, ClaimResult, ClaimSpec, Proportion, Slope, Statistic, decide
+from ._engine import ExperimentRecord, run_experiment
 from ._registry import (
     EXPERIMENTS,
-    ClaimResult,
     Experiment,
     ExperimentOutput,
+    Measured,
+    PaperNumber,
     RunContext,
     experiments_for,
     register,
     within,
 )
 
-__all__ = ["CLAIMS", "PAPERS", "EXPERIMENTS", "ClaimResult", "Experiment", "ExperimentOutput", "RunContext",
-           "experiments_for", "register", "within"]
+__all__ = ["CLAIMS", "PAPERS", "EXPERIMENTS", "Check", "ClaimResult", "ClaimSpec", "Proportion", "Slope",
+           "Statistic", "decide", "ExperimentRecord", "run_experiment", "Experiment", "ExperimentOutput", "Measured",
+           "PaperNumber", "RunContext", "experiments_for", "register", "within"]

@@ -1,7 +1,7 @@
 """EXP-NN-1: FA, DFA and sign symmetry on real PyTorch models and offline real data (issue 7; no paper claims).
 
-Quick mode: digits, MLP, every rule, one seed, 5 epochs. Full mode: digits and MNIST-1D, MLP and CNN, every rule,
-3 seeds. Models are selected on the validation split; the test split is evaluated once per run. The acceptance check
+Quick mode: digits, MLP, every rule, the reproduce seeds, 5 epochs. Full mode: digits and MNIST-1D, MLP and CNN, every rule,
+the reproduce seeds (3 by default). Models are selected on the validation split; the test split is evaluated once per run. The acceptance check
 of the issue: on digits, every rule's mean test accuracy within 1.5 points of BP.
 """
 
@@ -13,16 +13,16 @@ import time
 from typing import Any
 
 from ..nn._train import train_from_config
-from ._registry import Experiment, ExperimentOutput, RunContext, register
+from ._registry import Experiment, Measured, RunContext, register
 
 ACCEPT_POINTS = 1.5
 
 
 def _configs(ctx: RunContext) -> list[dict[str, Any]]:
     if ctx.quick:
-        return [{"name": "nn_quick", "datasets": ["digits"], "models": ["mlp"], "seeds": [ctx.seed], "epochs": 5,
+        return [{"name": "nn_quick", "datasets": ["digits"], "models": ["mlp"], "seeds": list(ctx.seeds), "epochs": 5,
                  "batch_size": 32}]
-    seeds = [ctx.seed, ctx.seed + 1, ctx.seed + 2]
+    seeds = list(ctx.seeds)
     return [
         {"name": "nn_digits", "datasets": ["digits"], "models": ["mlp", "cnn"], "seeds": seeds, "epochs": 30,
          "batch_size": 32},
@@ -31,7 +31,7 @@ def _configs(ctx: RunContext) -> list[dict[str, Any]]:
     ]
 
 
-def run(ctx: RunContext) -> ExperimentOutput:
+def run(ctx: RunContext) -> Measured:
     t0, c0 = time.perf_counter(), time.process_time()
     cfgs = _configs(ctx)
     figures, summary, tables = [], [], []
@@ -71,7 +71,8 @@ def run(ctx: RunContext) -> ExperimentOutput:
         + "\n\nAcceptance (issue 7: within 1.5 points of BP on digits, mean over seeds):\n\n"
         + "\n".join(lines) + caveat
     )
-    return ExperimentOutput(claims=[], figures=figures, markdown=md, numbers=numbers)
+    return Measured(per_seed=[{} for _ in ctx.seeds], markdown=md, figures=figures, numbers=numbers,
+                    sizes={"seeds": n_seeds, "epochs": cfgs[0]["epochs"]})
 
 
 register(Experiment(id="EXP-NN-1", paper="NN", title="Learning rules on real PyTorch models (falab.nn)", claims=(),

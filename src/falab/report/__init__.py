@@ -1,5 +1,6 @@
-"""The reproduction report writer (reads experiment outputs; never trains)."""
+"""The reproduction report writer (reads experiment measurements and decided claims; never trains or decides)."""
 
-from ._writer import ExperimentRecord, write_report
+from ..experiments._engine import ExperimentRecord
+from ._writer import claim_rows, write_report
 
-__all__ = ["ExperimentRecord", "write_report"]
+__all__ = ["ExperimentRecord", "claim_rows", "write_report"]
