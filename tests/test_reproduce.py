@@ -55,3 +55,16 @@ def test_reproduce_full_meets_the_issue_acceptance_numbers(tmp_path, monkeypatch
     assert t51["relu_euler_identity_rel"] <= 1e-12 and t51["linear_euler_identity_rel"] <= 1e-12
     digits = pd.read_csv(tmp_path / "full" / "data" / "nn_digits" / "summary.csv")
     assert (digits.seeds >= 3).all() and (digits.gap_to_bp >= -1.5).all(), digits[["model", "rule", "gap_to_bp"]]
+
+
+@pytest.mark.slow
+def test_verdict_table_is_the_same_for_five_base_seeds(tmp_path, monkeypatch):
+    """A newcomer's `falab reproduce --quick --seed S` sees the same verdicts for any S (each run decides over
+    seeds S, S+1, S+2); a claim whose truth depends on the draw says so in its reasons for every S."""
+    tables = {}
+    for s in (0, 2, 4, 7, 9):
+        claims = _reproduce(tmp_path / f"seed{s}", monkeypatch, "--quick", "--seed", str(s))
+        tables[s] = {c["id"]: (c["verdict"], c["numerical"]) for c in claims}
+    reference = tables[0]
+    flips = {s: {k: (reference[k], v) for k, v in t.items() if v != reference[k]} for s, t in tables.items()}
+    assert not any(flips.values()), flips
