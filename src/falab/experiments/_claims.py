@@ -106,7 +106,9 @@ class Check:
 
     def evaluate(self, per_seed: Sequence[Mapping[str, Any]]) -> CheckResult:
         values = [_lookup(m, self.quantity) for m in per_seed]
-        worst_per_seed, holds, fails = [], set(), set()
+        worst_per_seed: list[float] = []
+        holds: set[str] = set()
+        fails: set[str] = set()
         for v in values:
             points = v.items() if isinstance(v, Mapping) else [("", v)]
             vals = []
@@ -311,7 +313,7 @@ def _describe(results: Sequence[CheckResult], outcome: str) -> str:
             s += (f"; holds on {r.seeds_passing}/{r.seeds} seeds (Wilson 95% [{iv.low:.2f}, {iv.high:.2f}]): "
                   "depends on the draw")
         if r.fails_at:
-            s += f"; fails at {r.check.axis} = {', '.join(r.fails_at)}"
+            s += f"; fails at {getattr(r.check, 'axis', '')} = {', '.join(r.fails_at)}"
             if r.holds_at:
                 s += f", holds at {', '.join(r.holds_at)}"
         parts.append(s)
