@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
-from typing import Any
+import os
+import re
+import reprlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Annotated, Any, get_args
 
 import torch
+from pydantic import AfterValidator, BaseModel
 
 
 class FalabInputError(ValueError):
@@ -21,10 +25,106 @@ class FalabInputError(ValueError):
 def invalid(name: str, value: Any, expected: str, *, quote: bool = True) -> FalabInputError:
     """Build the uniform error ``Invalid <name>: <value> (expected <expected>)``; string values are quoted unless
     ``quote=False`` (for descriptions such as ``'3 non-finite entries'``)."""
-    shown = repr(value) if (isinstance(value, str) and quote) else str(value)
+    shown = short_repr(value) if (quote or not isinstance(value, str)) else str(value)
     if len(shown) > 80:
         shown = shown[:77] + "..."
     return FalabInputError(f"Invalid {name}: {shown} (expected {expected})")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple, _REPR.maxset = 3, 4, 6, 6, 6
+_REPR.maxstring, _REPR.maxlong, _REPR.maxother = 78, 40, 60
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters without building the full repr (safe for alias-expanded YAML,
+    huge lists and self-referencing containers); control characters are escaped so the message stays one line."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # a hostile __repr__
+        text = f"<{type(value).__name__}>"
+    text = text.replace("\n", "\\n").replace("\r", "\\r")
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ----------------------------------------------------------------------------------------------------------- seeds
+
+SEED_LIMIT = 2**63
+SEED_EXPECTED = "an integer with 0 <= seed < 2**63"
+
+
+def check_seed(name: str, value: Any) -> int:
+    """The one seed validator of every entry point: an integer (not a bool) in ``[0, 2**63)``."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not ok or not 0 <= value < SEED_LIMIT:
+        raise invalid(name, value, SEED_EXPECTED)
+    return int(value)
+
+
+def _pydantic_seed(value: int) -> int:
+    if not 0 <= value < SEED_LIMIT:
+        raise config_rule_error("", SEED_EXPECTED, value)
+    return value
+
+
+#: A seed field in a pydantic config (strict int, then :func:`check_seed`'s bounds with its message).
+Seed = Annotated[int, AfterValidator(_pydantic_seed)]
+
+
+# --------------------------------------------------------------------------------------------- resource bounds
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (``MemAvailable`` of /proc/meminfo, else free physical pages)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return 8 * 2**30
+
+
+def _gb(n: float) -> str:
+    return f"{n / 2**30:.3g} GB" if n >= 2**27 else f"{n / 2**20:.3g} MB"
+
+
+def check_memory(name: str, estimate: float, detail: str, *, allow_large: bool = False,
+                 override: str = "--allow-large") -> None:
+    """Refuse a job whose estimated memory exceeds what is available, before anything is allocated."""
+    limit = available_memory()
+    if estimate > limit and not allow_large:
+        raise invalid(name, f"about {_gb(estimate)} ({detail})",
+                      f"at most the {_gb(limit)} of available memory; {override} overrides", quote=False)
+
+
+def machine_cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def clamp_threads(name: str, value: Any, warn: Callable[[str], None] | None = None) -> int:
+    """A thread count >= 1 (an int, or a string of digits from an environment variable), clamped to the machine's
+    CPUs with a warning."""
+    if isinstance(value, str):
+        if not re.fullmatch(r"\s*[0-9]{1,9}\s*", value):
+            raise invalid(name, value, "a positive integer")
+        value = int(value)
+    n = check_positive_int(name, value)
+    cpus = machine_cpus()
+    if n > cpus:
+        if warn is not None:
+            warn(f"warning: {name} = {n} exceeds the {cpus} CPU(s) of this machine; using {cpus}")
+        n = cpus
+    return n
 
 
 # Field validators inside pydantic models raise ValueError("<field><SEP><expected><SEP><repr(value)>") so that the
@@ -37,34 +137,120 @@ def config_rule_error(field: str, expected: str, got: Any = VALIDATION_SEP) -> V
     return ValueError(VALIDATION_SEP.join([field, expected, "" if got is VALIDATION_SEP else repr(got)]))
 
 
-def format_validation_error(err: dict[str, Any], *, union_kinds: Iterable[str] = ()) -> str:
+_LABELS = {"str", "int", "float", "bool", "list", "dict", "none", "bytes"}
+
+
+def _is_label(part: Any, union_kinds: Iterable[str]) -> bool:
+    """pydantic's internal location parts (union members such as ``constrained-float`` or ``list[str]``, tagged-union
+    tags), which are not the user's field names."""
+    if not isinstance(part, str):
+        return False
+    return part in _LABELS or "[" in part or "-" in part or part in union_kinds
+
+
+def _user_path(loc: Sequence[Any], union_kinds: Iterable[str]) -> str:
+    kinds = set(union_kinds)
+    out = ""
+    for part in loc:
+        if _is_label(part, kinds):
+            continue
+        out += f".{part}" if out else str(part)  # list indices too: measures.1 (as pydantic and earlier messages)
+    return out
+
+
+def _submodels(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for a in get_args(annotation) for m in _submodels(a)]
+
+
+def _model_at(model: type[BaseModel] | None, loc: Sequence[Any]) -> type[BaseModel] | None:
+    """The config class at ``loc`` (walking fields, list indices and ``kind`` tags), or None."""
+    if model is None:
+        return None
+    cands: list[type[BaseModel]] = [model]
+    for part in loc:
+        fields = [m for c in cands if isinstance(part, str) and part in c.model_fields
+                  for m in _submodels(c.model_fields[part].annotation)]
+        if fields:
+            cands = fields
+            continue
+        tagged = [c for c in cands if "kind" in c.model_fields and part in get_args(c.model_fields["kind"].annotation)]
+        cands = tagged or cands
+    return cands[0] if len(cands) == 1 else None
+
+
+_PLAIN = {"a valid dictionary": "a mapping", "a valid number": "a number", "a valid integer": "an integer",
+          "a valid string": "a string", "a valid list": "a list", "a valid boolean": "true or false",
+          "a finite number": "a finite number (no .inf or .nan)"}
+
+
+def _expected(msg: str) -> str:
+    for prefix in ("Input should be ", "input should be ", "Value error, "):
+        msg = msg.removeprefix(prefix)
+    msg = msg.split(", unable to parse", 1)[0].split(", got a number with a fractional part", 1)[0]
+    m = re.fullmatch(r"(List|Dictionary|Value|String) should have at (least|most) (\d+) (items?|characters?).*", msg)
+    if m:
+        what = {"List": "a list", "Dictionary": "a mapping", "String": "a string"}.get(m.group(1), "a value")
+        return f"{what} of at {m.group(2)} {m.group(3)} {m.group(4)}"
+    return _PLAIN.get(msg, msg)
+
+
+def format_validation_error(err: dict[str, Any], *, union_kinds: Iterable[str] = (),
+                            model: type[BaseModel] | None = None, also: Sequence[str] = ()) -> str:
     """One pydantic error (an item of ``ValidationError.errors()``) as ``Invalid <field>: <value> (expected ...)``.
 
-    ``union_kinds``: the accepted ``kind`` tags of a tagged union in the model, listed when the tag is bad or missing.
+    The field is the user's path (``dynamics.lr``, ``measures.1``), never pydantic's union labels; the value is cut
+    to 80 characters. ``union_kinds``: the accepted ``kind`` tags of a tagged union in the model, listed when the tag
+    is bad or missing. ``model``: the config class, to list the allowed fields for an unknown one. ``also``: further
+    expectations of the same field (the other members of a union).
     """
-    loc = ".".join(str(p) for p in err.get("loc", ()) if not str(p).startswith(("function-", "tagged-union")))
-    loc = loc or "config"
+    kinds_list = list(union_kinds)
+    raw_loc = list(err.get("loc", ()))
+    loc = _user_path(raw_loc, kinds_list) or "config"
     msg = err.get("msg", "")
     kind = err.get("type", "")
     value = err.get("input")
-    kinds = ", ".join(repr(k) for k in union_kinds)
+    kinds = ", ".join(repr(k) for k in kinds_list)
+    shown = short_repr(value)
     if kind == "missing":
         return f"Invalid {loc}: missing (expected this required field)"
     if kind == "extra_forbidden":
-        return f"Invalid {loc}: {value!r} (expected no such field; see the documented config fields)"
+        parent = _model_at(model, [p for p in raw_loc[:-1] if not (isinstance(p, str) and "[" in p)])
+        allowed = f"one of the fields {', '.join(parent.model_fields)}" if parent is not None else \
+            "no such field; see the documented config fields"
+        key = raw_loc[-1] if raw_loc else "?"
+        parent_path = _user_path(raw_loc[:-1], kinds_list)
+        name = f"{parent_path}.{key}" if parent_path else str(key)
+        if not isinstance(key, str) or not key.isprintable() or len(key) > 60:
+            name = f"{parent_path or 'config'} key {short_repr(key, 40)}"
+        return f"Invalid {name}: {shown} (expected {allowed})"
     if kind == "value_error" and VALIDATION_SEP in msg:
         field, expected, got = msg.removeprefix("Value error, ").split(VALIDATION_SEP)
         full = ".".join(p for p in (loc, field) if p and p != "config")
-        return f"Invalid {full or 'config'}: {got or repr(value)} (expected {expected})"
+        return f"Invalid {full or 'config'}: {got or shown} (expected {expected})"
     if kind == "union_tag_invalid":
-        return f"Invalid {loc}.kind: {value.get('kind') if isinstance(value, dict) else value!r} (expected one of {kinds})"
+        tag = value.get("kind") if isinstance(value, dict) else value
+        return f"Invalid {loc}.kind: {short_repr(tag)} (expected one of {kinds})"
     if kind == "union_tag_not_found":
         return f"Invalid {loc}.kind: missing (expected one of {kinds})"
-    expected = msg.removeprefix("Input should be ").removeprefix("input should be ")
-    shown = repr(value) if isinstance(value, str) else value
-    if isinstance(value, float) and not math.isfinite(value):
-        shown = value
-    return f"Invalid {loc}: {shown} (expected {expected})"
+    if kind == "model_type" or kind == "model_attributes_type":
+        return f"Invalid {loc}: {shown} (expected a mapping of fields)"
+    expected = [_expected(msg)] + [e for e in (_expected(a) for a in also) if e != _expected(msg)]
+    return f"Invalid {loc}: {shown} (expected {' or '.join(dict.fromkeys(expected))})"
+
+
+def format_validation_errors(errors: Sequence[dict[str, Any]], *, union_kinds: Iterable[str] = (),
+                             model: type[BaseModel] | None = None) -> str:
+    """The first error of ``ValidationError.errors()`` as one line; the other members of a failed union (same user
+    path and input) add their expectation (``a valid number or a valid dictionary``)."""
+    kinds = list(union_kinds)
+    first = errors[0]
+    path = _user_path(first.get("loc", ()), kinds)
+    also = [e.get("msg", "") for e in errors[1:]
+            if _user_path(e.get("loc", ()), kinds) == path and e.get("input") is first.get("input")
+            and e.get("type") not in ("missing", "extra_forbidden")]
+    return format_validation_error(first, union_kinds=kinds, model=model, also=also)
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:

@@ -1,7 +1,9 @@
 """Command line: ``falab run | reproduce | list | bench | train``.
 
-User mistakes (bad config, unknown paper, bad option value) print one line ``Invalid <name>: <value> (expected ...)``
-and exit with code 2, without a traceback; a diverging run exits with code 1 after writing what it recorded.
+User mistakes (bad config, unknown paper, bad option value, bad environment variable) print one line
+``Invalid <name>: <value> (expected ...)`` and exit with code 2, without a traceback and before anything is written to
+``--out``; a run that fails (diverges, stalls, an experiment errors, the disk fills) exits with code 1 after writing
+what it recorded; an interrupt (Ctrl-C) exits with 130 and one line saying what was kept.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Annotated
 
 import typer
 
-from ._checks import FalabInputError, invalid
+from ._checks import FalabInputError, check_seed, clamp_threads, invalid
+from ._io import check_out_dir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="falab: learning rules of neural networks (BP, FA, DFA, FA*, sign symmetry) — exact flows, "
@@ -26,10 +29,8 @@ def _threads() -> None:
     3-1000x slower (see `falab bench`)."""
     import torch
 
-    n = os.environ.get("FALAB_THREADS", "1")
-    if not n.isdigit() or int(n) < 1:
-        raise invalid("FALAB_THREADS", n, "a positive integer")
-    torch.set_num_threads(int(n))
+    n = clamp_threads("FALAB_THREADS", os.environ.get("FALAB_THREADS", "1"), warn=lambda m: typer.echo(m, err=True))
+    torch.set_num_threads(n)
 
 
 def _fail(msg: str, code: int) -> None:
@@ -37,18 +38,25 @@ def _fail(msg: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+ALLOW_LARGE_HELP = "run even when the estimated memory exceeds the available memory"
+
+
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="YAML run config (see configs/)")],
     out: Annotated[Path, typer.Option("--out", help="result directory")] = Path("results/run"),
+    allow_large: Annotated[bool, typer.Option("--allow-large", help=ALLOW_LARGE_HELP)] = False,
 ) -> None:
     """Run one config: writes OUT/manifest.json, OUT/metrics.csv and OUT/figures/."""
     from .dynamics import Diverged
     from .runs import load_config
     from .runs import run as run_config
+    from .runs._config import check_run_size
 
     _threads()
+    out = check_out_dir(out, "--out")
     cfg = load_config(config)
+    check_run_size(cfg, allow_large=allow_large)
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -56,7 +64,7 @@ def run(
                   TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("run", total=1.0)
         try:
-            result = run_config(cfg, out, progress=lambda f: bar.update(task, completed=f))
+            result = run_config(cfg, out, progress=lambda f: bar.update(task, completed=f), allow_large=allow_large)
         except Diverged as exc:
             bar.stop()
             _fail(str(exc), 1)
@@ -78,6 +86,8 @@ def reproduce(
 ) -> None:
     """Run the registered experiments, decide every claim over several seeds, and write OUT/claims.json,
     OUT/report.md and OUT/figures/*.png."""
+    check_seed("--seed", seed)
+    out = check_out_dir(out, "--out")
     _threads()
     chosen = [p.upper() for p in (papers or [])]
     for p in chosen:
@@ -142,34 +152,53 @@ def bench(
     quick: Annotated[bool, typer.Option("--quick", help="fewer repeats and smaller ensembles")] = False,
     skip_nn: Annotated[bool, typer.Option("--skip-nn", help="skip the torch.nn layer benchmarks")] = False,
     with_biotorch: Annotated[bool, typer.Option(
-        "--with-biotorch", help="pip install biotorch==0.0.16 --no-deps if missing and time its layers alongside")] = False,
+        "--with-biotorch", help="also time BioTorch 0.0.16's layers, in the separate venv of --biotorch-python "
+                                "(never installed by falab; without it, the command to make that venv is printed)")] = False,
+    biotorch_python: Annotated[Path | None, typer.Option(
+        "--biotorch-python", help="python of a separate venv holding the pinned, hash-checked biotorch==0.0.16")] = None,
 ) -> None:
     """Benchmarks measured in one run, reported as ratios (never timed tests)."""
+    from ._io import atomic_write_text, check_targets
+
+    target = None
+    if json_path is not None:  # checked before the benchmarks run, written atomically after
+        if str(json_path).strip() in ("", "."):
+            raise invalid("--json", str(json_path), "a file path")
+        parent = check_out_dir(json_path.parent if str(json_path.parent) else Path("."), "--json directory")
+        target = parent / json_path.name
+        check_targets(parent, files=[json_path.name], name="--json")
+    if biotorch_python is not None and not with_biotorch:
+        raise invalid("--biotorch-python", str(biotorch_python), "to be used with --with-biotorch")
     _threads()
     from .bench import run_all
 
-    results = run_all(quick=quick, skip_nn=skip_nn, echo=typer.echo, with_biotorch=with_biotorch)
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-        typer.echo(f"wrote {json_path}")
+    results = run_all(quick=quick, skip_nn=skip_nn, echo=typer.echo, with_biotorch=with_biotorch,
+                      biotorch_python=biotorch_python)
+    if target is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, json.dumps(results, indent=2, sort_keys=True) + "\n")
+        typer.echo(f"wrote {target}")
 
 
 @app.command()
 def train(
     config: Annotated[Path, typer.Argument(help="YAML training config for falab.nn (see configs/nn_*.yaml)")],
     out: Annotated[Path, typer.Option("--out", help="result directory")] = Path("results/train"),
+    allow_large: Annotated[bool, typer.Option("--allow-large", help=ALLOW_LARGE_HELP)] = False,
 ) -> None:
     """Train real PyTorch models with FA/DFA/sign-symmetry layers on offline data (digits, MNIST-1D)."""
     _threads()
+    out = check_out_dir(out, "--out")
     try:
         from .nn import load_config, train_from_config
+        from .nn._train import check_train_size
     except ImportError:
         _fail("falab.nn.train_from_config is not available in this build", 1)
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     cfg = load_config(config)  # validate before the bar appears (bad input: one line, exit 2)
+    check_train_size(cfg, allow_large=allow_large)
     total = len(cfg.datasets) * len(cfg.models) * len(cfg.rules) * len(cfg.seeds)
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
                   TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
@@ -181,19 +210,76 @@ def train(
             bar.update(task, completed=started[0], description=label)
             started[0] += 1
 
-        train_from_config(cfg, out, progress=progress)
+        train_from_config(cfg, out, progress=progress, allow_large=allow_large)
         bar.update(task, completed=total)
     typer.echo(f"wrote {out}")
 
 
-def main() -> None:
-    """Console entry point: maps user mistakes to exit code 2 with a one-line message (click's own usage errors
-    already exit with 2)."""
+# What an interrupted command leaves in its output directory (the one line printed with exit code 130).
+KEPT = {
+    "run": "nothing new in --out (a run writes its results when the simulation ends)",
+    "train": "nothing new in --out (train writes its results when the grid ends)",
+    "reproduce": "--out/report.md and claims.json with every experiment finished before the interrupt",
+    "bench": "the figures printed above (--json is written at the end)",
+}
+_PATH_OPTIONS = ("--out", "--json", "--biotorch-python")
+
+
+def _command(args: list[str]) -> str:
+    return next((a for a in args if not a.startswith("-")), "")
+
+
+def _empty_path_option(args: list[str]) -> str | None:
+    """A path option given an empty value (Path('') would silently mean the current directory)."""
+    for i, a in enumerate(args):
+        for opt in _PATH_OPTIONS:
+            if a == opt + "=" or (a == opt and i + 1 < len(args) and args[i + 1].strip() == ""):
+                return opt
+    return None
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user mistakes exit 2 with one line ``error: Invalid ...`` (click's usage errors too,
+    reduced to one line), failed runs exit 1, an interrupt exits 130 with what was kept; never a traceback for
+    these."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    code: int = 0
     try:
-        app()
+        empty = _empty_path_option(args)
+        if empty:
+            raise invalid(empty, "", "a path (an empty path would mean the current directory)")
+        rv = app(args=args, prog_name="falab", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
     except FalabInputError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        typer.echo(f"error: {_one_line(exc)}", err=True)
+        code = 2
+    except typer.Abort:
+        code = 130
+    except KeyboardInterrupt:
+        code = 130
+    except typer.TyperException as exc:  # click's usage errors (unknown option, bad integer, missing argument)
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            typer.echo(str(exc.format_message()), err=True)  # type: ignore[attr-defined]
+        else:
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            typer.echo(f"error: {_one_line(message)} (see falab {_command(args)} --help)".replace("falab  ", "falab "),
+                       err=True)
+        code = int(getattr(exc, "exit_code", 2))
+    except MemoryError:
+        typer.echo("error: out of memory (the estimate before the run was too low; try a smaller config)", err=True)
+        code = 1
+    except OSError as exc:  # writing results failed (disk full, permissions changed during the run)
+        typer.echo(f"error: {_one_line(f'could not write results: {exc}')}", err=True)
+        code = 1
+    if code == 130:
+        kept = KEPT.get(_command(args), "nothing")
+        typer.echo(f"interrupted: kept {kept}", err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

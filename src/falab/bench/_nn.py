@@ -1,4 +1,5 @@
-"""Step-time benchmark of the ``falab.nn`` layers against native torch backprop (and BioTorch 0.0.16 if importable).
+"""Step-time benchmark of the ``falab.nn`` layers against native torch backprop (BioTorch's layers are timed in their
+own venv by ``_peer.py``, see :mod:`falab.bench`).
 
 One training step = forward, cross-entropy, ``loss.backward()``, ``SGD.step()``, ``zero_grad``; float32 on CPU.
 Models: MLP 784-1000-1000-10 (batch 128) and a LeNet-5-like CNN on 1x28x28 (batch 64). Times are CPU time of
@@ -10,9 +11,7 @@ interleaved (BP, FA, DFA, BP, ...) so that drifts of the machine affect every va
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import statistics
 import time
 import warnings
@@ -36,37 +35,16 @@ def _lenet() -> nn.Module:
     )
 
 
-def _stepper(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, targets_in_forward: bool = False
-             ) -> Callable[[], None]:
+def _stepper(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        out = model(x, y, loss_fn) if targets_in_forward else model(x)  # BioTorch's DFA needs the targets
-        loss_fn(out, y).backward()
+        loss_fn(model(x), y).backward()
         opt.step()
 
     return step
-
-
-def _biotorch_models(base: nn.Module) -> dict[str, nn.Module]:
-    """BioTorch's FA and DFA versions of ``base`` (empty if BioTorch is not importable or fails to convert)."""
-    try:
-        from biotorch.module.biomodule import BioModule  # type: ignore[import-not-found]
-    except Exception:
-        return {}
-    out = {}
-    for mode in ("fa", "dfa"):
-        try:
-            cfg = {"type": mode, "options": {"constrain_weights": False, "gradient_clip": False, "init": "xavier"}}
-            kw = {"output_dim": 10} if mode == "dfa" else {}
-            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # BioTorch prints its conversion and uses deprecated hooks
-                out[mode] = BioModule(copy.deepcopy(base), mode=mode, layer_config=cfg, **kw)
-        except Exception:  # pragma: no cover - depends on the optional package
-            continue
-    return out
 
 
 def _time_variants(steps: dict[str, Callable[[], None]], repeats: int, inner: int) -> dict[str, float]:
@@ -101,8 +79,7 @@ def run_nn_bench(repeats: int = 40, *, threads: int | None = None, quick: bool =
     ``quick`` uses 10 repeats; ``echo`` receives one progress line per model.
 
     Keys: ``nn_fa_over_bp_mlp``, ``nn_dfa_over_bp_mlp``, ``nn_fa_over_bp_cnn``, ``nn_dfa_over_bp_cnn``,
-    ``fa_over_bp_step`` (= the MLP FA ratio), ``nn_bench_threads``, the BP step times in ms, and, when BioTorch
-    imports, ``biotorch_{fa,dfa}_over_bp_{mlp,cnn}``.
+    ``fa_over_bp_step`` (= the MLP FA ratio), ``nn_bench_threads`` and the BP step times in ms.
     """
     if quick:
         repeats = min(repeats, 10)
@@ -124,9 +101,7 @@ def run_nn_bench(repeats: int = 40, *, threads: int | None = None, quick: bool =
                 m = copy.deepcopy(base)
                 convert(m, rule, seed=0, example_input=x[:2] if rule == "dfa" else None)
                 models[rule] = m
-            for mode, m in _biotorch_models(base).items():
-                models[f"biotorch_{mode}"] = m
-            steps = {k: _stepper(m, x, y, targets_in_forward=(k == "biotorch_dfa")) for k, m in models.items()}
+            steps = {k: _stepper(m, x, y) for k, m in models.items()}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 t = _time_variants(steps, repeats=repeats, inner=2)
@@ -136,8 +111,7 @@ def run_nn_bench(repeats: int = 40, *, threads: int | None = None, quick: bool =
                      + f" ({n_threads} thread(s))")
             for k in t:
                 if k != "bp":
-                    prefix = "" if k.startswith("biotorch") else "nn_"
-                    out[f"{prefix}{k}_over_bp_{arch}"] = t[k] / t["bp"]
+                    out[f"nn_{k}_over_bp_{arch}"] = t[k] / t["bp"]
         out["fa_over_bp_step"] = out["nn_fa_over_bp_mlp"]
         return out
     finally:

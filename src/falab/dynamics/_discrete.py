@@ -109,12 +109,15 @@ def simulate_discrete(
     lrs = _step_sizes(scheme.lr, params)
     unit = max(lrs.values()) if time_unit is None else time_unit
     if record_steps is None:
-        wanted = set(range(0, steps + 1, record_every)) | {steps}
+        # a predicate, not set(range(steps + 1)): steps = 10**9 must not allocate 10**9 integers
+        def wanted(k: int) -> bool:
+            return k % record_every == 0 or k == steps
     else:
-        wanted = {int(s) for s in record_steps}
-        bad = [s for s in wanted if s < 0 or s > steps]
+        chosen = {int(s) for s in record_steps}
+        bad = [s for s in chosen if s < 0 or s > steps]
         if bad:
             raise invalid("record_steps", sorted(bad)[:5], f"step indices in [0, {steps}]")
+        wanted = chosen.__contains__
     n_samples = problem.x.shape[-2]
     if batch_size is not None:
         check_positive_int("batch_size", batch_size)
@@ -126,7 +129,7 @@ def simulate_discrete(
     params = problem.constrain(params)
     for k in range(steps + 1):
         snap = Snapshot(t=unit * k, step=k, params=params, problem=problem, lr=lrs)
-        if k in wanted:
+        if wanted(k):
             loss = problem.loss_value(params)
             if not bool(torch.isfinite(loss).all()):
                 traj.status, traj.message = "diverged", f"non-finite loss at step {k}"

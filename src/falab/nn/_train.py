@@ -19,40 +19,70 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import nn
 
-from .._checks import FalabInputError, format_validation_error, invalid
+from .._checks import (
+    FalabInputError,
+    Seed,
+    check_memory,
+    clamp_threads,
+    config_rule_error,
+    format_validation_errors,
+    invalid,
+)
+from .._io import atomic_write_bytes, atomic_write_text, check_out_dir, check_targets, load_yaml_file, make_out_dir
 from ._convert import RULE_NAMES, convert
 from ._data import DATASETS, Split, load_split
 from ._metrics import layer_alignment, update_angles
 
+# strict: no bool -> int or str -> number coercion; non-finite numbers are config mistakes
+_STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+# the sum of the held-out fractions leaves at least 40 % of the data for training
+MAX_HELD_OUT = 0.6
+
 
 class OptimizerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     name: Literal["sgd", "adam"] = "adam"
     lr: float = Field(1e-3, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
 
+    @model_validator(mode="after")
+    def _momentum_only_for_sgd(self) -> OptimizerConfig:
+        if self.name != "sgd" and "momentum" in self.model_fields_set:
+            raise config_rule_error("momentum", f"no momentum for optimizer {self.name!r} (it is used by 'sgd' only)",
+                                    self.momentum)
+        return self
+
 
 class SplitConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
     val_fraction: float = Field(0.2, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
-    data_seed: int = 0
+    data_seed: Seed = 0
+
+    @model_validator(mode="after")
+    def _training_split_left(self) -> SplitConfig:
+        held = self.val_fraction + self.test_fraction
+        if held > MAX_HELD_OUT + 1e-12:
+            raise config_rule_error("val_fraction + test_fraction", f"at most {MAX_HELD_OUT} (at least "
+                                    f"{1 - MAX_HELD_OUT:.0%} of the data left for training)", round(held, 6))
+        return self
 
 
 class TrainConfig(BaseModel):
     """The YAML schema of ``falab train`` (every field optional; defaults give the digits benchmark)."""
 
-    model_config = ConfigDict(extra="forbid")
-    name: str = "nn_practice"
+    model_config = _STRICT
+    name: str = Field("nn_practice", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     datasets: list[Literal["digits", "mnist1d"]] = Field(default_factory=lambda: ["digits"], min_length=1)
     models: list[Literal["mlp", "cnn"]] = Field(default_factory=lambda: ["mlp", "cnn"], min_length=1)
     rules: list[Literal["bp", "fa", "dfa", "usf", "frsf", "brsf"]] = Field(
         default_factory=lambda: list(RULE_NAMES), min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1, max_length=1000)
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(32, ge=1)
     hidden: int = Field(128, ge=1)
@@ -65,34 +95,50 @@ class TrainConfig(BaseModel):
 
 
 def _pydantic_to_falab(err: ValidationError) -> FalabInputError:
-    return FalabInputError(format_validation_error(err.errors()[0]))
+    return FalabInputError(format_validation_errors(err.errors(), model=TrainConfig))
 
 
 def load_config(config: str | Path | Mapping[str, Any] | TrainConfig) -> TrainConfig:
     """Validate a config given as a YAML path, a dict or a :class:`TrainConfig`; errors are ``FalabInputError``
-    ("Invalid <field>: <value> (expected ...)")."""
+    ("Invalid <field>: <value> (expected ...)"). A file is read through the hardened boundary (1 MB, UTF-8, no
+    duplicate keys, bounded aliases and depth). An empty config is an error, as for ``falab run``: it used to launch
+    the full default grid of 36 runs."""
     if isinstance(config, TrainConfig):
         return config
-    if isinstance(config, (str, Path)):
-        import yaml
-
-        path = Path(config)
-        if not path.is_file():
-            raise invalid("config", str(path), "an existing YAML file")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise invalid("config", str(path), f"valid YAML ({str(exc).splitlines()[0]})") from None
-        if data is None:
-            data = {}
-    else:
-        data = config
+    data = load_yaml_file(config) if isinstance(config, (str, Path)) else config
     if not isinstance(data, Mapping):
         raise invalid("config", type(data).__name__, "a mapping of fields (see configs/nn_digits.yaml)")
+    if not data:
+        raise invalid("config", "empty", "at least one field, e.g. datasets, models, rules (see "
+                      "configs/nn_digits.yaml)", quote=False)
     try:
         return TrainConfig.model_validate(dict(data))
     except ValidationError as exc:
         raise _pydantic_to_falab(exc) from None
+    except RecursionError:  # a self-referencing YAML alias
+        raise invalid("config", "a self-referencing structure", "a tree of fields", quote=False) from None
+
+
+def estimate_memory(cfg: TrainConfig) -> tuple[float, str]:
+    """Estimated peak bytes of one training run (runs are sequential): parameters with feedback, gradients, two
+    optimiser moments, the best-epoch copy and the state dicts (8 copies), the largest data set (MNIST-1D, 5000 x 40)
+    in float64 and float32 with three splits, and activations of a full evaluation pass."""
+    h = cfg.hidden
+    itemsize = 8 if cfg.dtype == "float64" else 4
+    d, k = 64, 10
+    mlp = d * h + h * h + h * k
+    cnn = 16 * 9 + 16 * 32 * 9 + 32 * 10 * h + h * k  # MNIST-1D CNN flattens 32 x 10 features
+    n_params = max(mlp if "mlp" in cfg.models else 0, cnn if "cnn" in cfg.models else 0)
+    activations = 5000 * (3 * h + 32 * 40) * itemsize * 3
+    data = 5000 * 40 * (8 + itemsize) * 2
+    total = 8.0 * n_params * itemsize + activations + data
+    return total, f"{n_params:,} parameters per model with hidden = {h:,}"
+
+
+def check_train_size(cfg: TrainConfig, *, allow_large: bool = False) -> None:
+    """Refuse (exit 2) a training config whose estimated memory exceeds the available memory."""
+    estimate, detail = estimate_memory(cfg)
+    check_memory("train size", estimate, detail, allow_large=allow_large)
 
 
 # ------------------------------------------------------------------------------------------------------------ models
@@ -244,20 +290,31 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+OUTPUT_FILES = ("config.json", "runs.json", "summary.md", "summary.csv")
+
+
 def train_from_config(config: str | Path | Mapping[str, Any] | TrainConfig, out_dir: str | Path, *,
-                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                      progress: Callable[[str], None] | None = None, allow_large: bool = False) -> dict[str, Any]:
     """Run the grid of a training config and write its results to ``out_dir``.
 
     Writes ``config.json`` (validated, with defaults), ``runs.json`` (every run, with curves), ``summary.csv``,
     ``summary.md`` and learning-curve figures ``nn_curves_<dataset>_<model>.png``. Returns
     ``{"config", "runs", "summary", "markdown", "figures", "seconds"}``.
-    Raises :class:`falab._checks.FalabInputError` for an invalid config.
+    Raises :class:`falab._checks.FalabInputError` for an invalid config, output directory or size (estimated memory
+    above the available memory unless ``allow_large``); nothing is written before those checks pass, the output path
+    is resolved once, symlinks among the outputs are refused and every file is written atomically.
     """
     cfg = load_config(config)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_train_size(cfg, allow_large=allow_large)
+    out = check_out_dir(out_dir)
+    figure_names = [f"nn_curves_{ds}_{mk}.png" for ds in cfg.datasets for mk in cfg.models]
+    check_targets(out, files=[*OUTPUT_FILES, *figure_names])
+    import sys
+
+    threads = clamp_threads("threads", cfg.threads, warn=lambda msg: print(msg, file=sys.stderr))
+    make_out_dir(out)
     old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(cfg.deterministic)
     t0 = time.perf_counter()
     runs: list[dict[str, Any]] = []
@@ -281,12 +338,12 @@ def train_from_config(config: str | Path | Mapping[str, Any] | TrainConfig, out_
         torch.use_deterministic_algorithms(old_det)
     summary = summarise(runs)
     md = markdown_table(summary)
-    (out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=2))
-    (out / "runs.json").write_text(json.dumps(runs, indent=1, default=float))
-    (out / "summary.md").write_text(md + "\n")
+    atomic_write_text(out / "config.json", json.dumps(cfg.model_dump(), indent=2))
+    atomic_write_text(out / "runs.json", json.dumps(runs, indent=1, default=float))
+    atomic_write_text(out / "summary.md", md + "\n")
     import pandas as pd
 
-    pd.DataFrame(summary).to_csv(out / "summary.csv", index=False)
+    atomic_write_bytes(out / "summary.csv", pd.DataFrame(summary).to_csv(index=False).encode())
     return {"config": cfg, "runs": runs, "summary": summary, "markdown": md, "figures": figures,
             "seconds": time.perf_counter() - t0}
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .._checks import FalabInputError, format_validation_error, invalid
+from .._checks import FalabInputError, Seed, check_memory, format_validation_errors, invalid
 from .._checks import config_rule_error as _rule_error
+from .._io import load_yaml_file
 from ..functional import ACTIVATIONS
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+# strict: no bool -> int or str -> number coercion (``steps: true`` and ``widths: ['3']`` are errors);
+# allow_inf_nan=False: ``noise: .inf`` is a config mistake (exit 2), not a diverging run
+_STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class InitConfig(BaseModel):
@@ -21,8 +23,15 @@ class InitConfig(BaseModel):
 
     model_config = _STRICT
     scheme: Literal["gaussian", "xavier", "kaiming", "zeros"] = "xavier"
-    std: float | list[float] | None = None
+    std: Annotated[float, Field(ge=0)] | list[Annotated[float, Field(ge=0)]] | None = None
     zero_layers: list[int] = []
+
+    @model_validator(mode="after")
+    def _std_only_for_gaussian(self) -> InitConfig:
+        if self.std is not None and self.scheme != "gaussian":
+            raise _rule_error("std", f"no std for scheme {self.scheme!r} (it is used by scheme 'gaussian' only)",
+                              self.std)
+        return self
 
 
 class ModelConfig(BaseModel):
@@ -59,6 +68,14 @@ class FeedbackConfig(BaseModel):
     std: Annotated[float, Field(gt=0)] = 1.0
     scale: Annotated[float, Field(gt=0)] = 1.0
 
+    @model_validator(mode="after")
+    def _no_ignored_options(self) -> FeedbackConfig:
+        for field, owner in (("std", "gaussian"), ("scale", "uniform")):
+            if field in self.model_fields_set and self.kind != owner:
+                raise _rule_error(field, f"no {field} for kind {self.kind!r} (it is used by kind {owner!r} only)",
+                                  getattr(self, field))
+        return self
+
 
 class RuleConfig(BaseModel):
     model_config = _STRICT
@@ -90,6 +107,9 @@ class FlowConfig(BaseModel):
     def _rk4_needs_step(self) -> FlowConfig:
         if self.method == "rk4" and self.step_size is None:
             raise _rule_error("step_size", "a step > 0 for the fixed-step method 'rk4'", None)
+        if self.method != "rk4" and self.step_size is not None:
+            raise _rule_error("step_size", f"no step_size for the adaptive method {self.method!r} (it is used by "
+                              "'rk4' only)", self.step_size)
         return self
 
 
@@ -108,6 +128,9 @@ class EulerConfig(BaseModel):
     def _sgd_needs_batch(self) -> EulerConfig:
         if self.kind == "sgd" and self.batch_size is None:
             raise _rule_error("batch_size", "an integer >= 1 (required for kind 'sgd')", None)
+        if self.kind == "euler" and self.batch_size is not None:
+            raise _rule_error("batch_size", "no batch_size for kind 'euler' (full batch; use kind 'sgd' for "
+                              "minibatches)", self.batch_size)
         return self
 
 
@@ -118,7 +141,7 @@ class RunConfig(BaseModel):
     """A complete run: model, data, rule, loss, dynamics, ensemble size, seed and measures to record."""
 
     model_config = _STRICT
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Seed = 0
     ensemble: Annotated[int, Field(ge=1)] = 1
     model: ModelConfig
     data: DataConfig = DataConfig()
@@ -138,8 +161,23 @@ class RunConfig(BaseModel):
             raise _rule_error("loss.name", "'squared' for rule 'fa_star'", self.loss.name)
         if self.loss.name == "exponential" and self.model.widths[-1] != 1:
             raise _rule_error("model.widths", "a last width of 1 for the exponential loss", self.model.widths[-1])
+        if self.loss.name == "cross_entropy" and self.model.widths[-1] < 2:
+            raise _rule_error("model.widths", "a last width of at least 2 for the cross-entropy loss (with one "
+                              "output the softmax is constant and the loss is 0)", self.model.widths[-1])
+        if self.rule.name == "bp" and "feedback" in self.rule.model_fields_set:
+            raise _rule_error("rule.feedback", "no feedback block for rule 'bp' (it uses the transposed forward "
+                              "weights)", self.rule.feedback.model_dump())
         if self.data.kind == "file" and not self.data.path:
             raise _rule_error("data.path", "a path to an .npz file with arrays X and y for data.kind 'file'", None)
+        if self.data.kind != "file" and self.data.path is not None:
+            raise _rule_error("data.path", f"no path for data.kind {self.data.kind!r} (it is used by kind 'file' "
+                              "only)", self.data.path)
+        if self.data.kind != "teacher" and "noise" in self.data.model_fields_set:
+            raise _rule_error("data.noise", f"no noise for data.kind {self.data.kind!r} (it is used by kind "
+                              "'teacher' only)", self.data.noise)
+        if self.data.kind == "file" and "n_samples" in self.data.model_fields_set:
+            raise _rule_error("data.n_samples", "no n_samples for data.kind 'file' (the file's rows are used)",
+                              self.data.n_samples)
         return self
 
 
@@ -149,22 +187,61 @@ def parse_config(data: dict[str, Any] | RunConfig) -> RunConfig:
         return data
     if not isinstance(data, dict):
         raise invalid("config", type(data).__name__, "a mapping with fields model, rule, dynamics, ...")
+    if not data:
+        raise invalid("config", "empty", "a mapping with fields model, rule, dynamics, ...", quote=False)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        # Report the first error of the most specific kind (a union produces one per branch).
-        raise FalabInputError(format_validation_error(errors[0], union_kinds=("flow", "euler", "sgd"))) from None
+        # The first error; the other members of a failed union add their expectation.
+        raise FalabInputError(format_validation_errors(exc.errors(), union_kinds=("flow", "euler", "sgd"),
+                                                       model=RunConfig)) from None
+    except RecursionError:  # a self-referencing YAML alias
+        raise invalid("config", "a self-referencing structure", "a tree of fields", quote=False) from None
 
 
 def load_config(path: str | Path) -> RunConfig:
-    """Read and validate a YAML run config."""
-    p = Path(path)
-    if not p.is_file():
-        raise invalid("config path", str(p), "an existing YAML file")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0]
-        raise invalid("config YAML", p.name, f"valid YAML ({first})") from None
-    return parse_config(data)
+    """Read (at most 1 MB of UTF-8), parse (hardened YAML: no duplicate keys, bounded aliases and depth) and validate
+    a YAML run config."""
+    return parse_config(load_yaml_file(path))
+
+
+# Bytes per row of the in-memory metrics table (a tuple of six Python objects) and of its CSV line.
+_ROW_BYTES = 220
+
+
+def estimate_memory(cfg: RunConfig) -> tuple[float, str]:
+    """Estimated peak bytes of a run and what dominates: parameters x ensemble (with the solver's or the scheme's
+    working copies), the forward trace, the data, the recorded metrics (kept in memory, then written as CSV rows) and
+    the output-time grids."""
+    w = cfg.model.widths
+    k = cfg.ensemble
+    n_params = sum(a * b + (b if cfg.model.bias else 0) for a, b in zip(w[:-1], w[1:]))
+    n_layers = len(w) - 1
+    d = cfg.data
+    n = {"teacher": d.n_samples, "digits": min(d.n_samples, 1797), "mnist1d": min(d.n_samples, 4000)}.get(d.kind, 0)
+    dyn = cfg.dynamics
+    if dyn.kind == "flow":
+        records = dyn.n_points
+        copies = 16  # DOP853's stages and dense output on the packed state, feedback, update
+        grid = 0.0 if dyn.step_size is None else dyn.t_end / (dyn.n_points - 1) / dyn.step_size * 8 * 4
+    else:
+        records = dyn.steps // dyn.record_every + 2
+        copies = 5  # parameters, update, feedback, snapshot clone, batch
+        grid = 0.0
+    values_per_record = k * (1 + 2 * n_layers + n_layers**2)  # loss, norms, angles, conserved pairs (upper bound)
+    parts = {
+        "parameters x ensemble": 8.0 * n_params * k * copies,
+        "forward trace": 8.0 * k * n * sum(w) * 3,
+        "data": 8.0 * n * (w[0] + w[-1]),
+        "recorded metrics": float(records) * values_per_record * (_ROW_BYTES + 8),
+        "time grid": 8.0 * records * 4 + grid,
+    }
+    top = max(parts, key=lambda key: parts[key])
+    detail = (f"{top} {parts[top] / 2**30:.3g} GB; {n_params:,} parameters x ensemble {k:,}, {records:,} records")
+    return sum(parts.values()), detail
+
+
+def check_run_size(cfg: RunConfig, *, allow_large: bool = False) -> None:
+    """Refuse (exit 2) a run whose estimated memory exceeds the available memory, before anything is allocated."""
+    estimate, detail = estimate_memory(cfg)
+    check_memory("run size", estimate, detail, allow_large=allow_large)

@@ -6,10 +6,12 @@ The metrics table is long-form (one row per time point, ensemble member, measure
 
 from __future__ import annotations
 
+import io
 import json
 import platform
 import subprocess
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,8 @@ import numpy as np
 import torch
 
 from .. import __version__
-from .._checks import FalabInputError, invalid
+from .._checks import FalabInputError, check_memory, invalid
+from .._io import atomic_write_bytes, atomic_write_text, atomic_writer, check_out_dir, check_targets, make_out_dir
 from ..dynamics import Diverged, Euler, Problem, Trajectory, simulate_discrete, simulate_flow
 from ..functional import get_activation, get_loss
 from ..instruments import get_measures
@@ -34,7 +37,9 @@ from ..rules import (
     Uniform,
     UniformSignFeedback,
 )
-from ._config import RunConfig, parse_config
+from ._config import RunConfig, check_run_size, parse_config
+
+OUTPUT_FILES = ("manifest.json", "metrics.csv", "timing.json", "figures/loss.png", "figures/conserved.png")
 
 
 def git_commit() -> str:
@@ -93,16 +98,13 @@ def load_data(cfg: RunConfig, generator: torch.Generator) -> tuple[torch.Tensor,
         labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long)[: d.n_samples]
         y = torch.nn.functional.one_hot(labels_t, 10).to(torch.float64)
     else:
-        path = Path(d.path or "")
-        if not path.is_file():
-            raise invalid("data.path", str(path), "an existing .npz file with arrays X and y")
-        arrays = np.load(path)
-        if "X" not in arrays or "y" not in arrays:
-            raise invalid("data.path", str(path), "an .npz file with arrays named X and y")
-        x = torch.as_tensor(arrays["X"], dtype=torch.float64)
-        y = torch.as_tensor(arrays["y"], dtype=torch.float64)
+        x_np, y_np = load_npz(d.path or "")
+        x = torch.as_tensor(x_np, dtype=torch.float64)
+        y = torch.as_tensor(y_np, dtype=torch.float64)
         if y.dim() == 1:
             y = y.unsqueeze(-1)
+    if x.shape[0] < 1:
+        raise invalid("data X", f"shape {tuple(x.shape)}", "at least one sample", quote=False)
     if x.dim() != 2 or x.shape[1] != n_in:
         raise invalid("model.widths[0]", n_in, f"the data's input width {tuple(x.shape)[-1]} (data shape {tuple(x.shape)})")
     if y.shape[-1] != n_out:
@@ -111,6 +113,39 @@ def load_data(cfg: RunConfig, generator: torch.Generator) -> tuple[torch.Tensor,
         if not bool(torch.isfinite(t).all()):
             raise invalid(name, f"{int((~torch.isfinite(t)).sum())} non-finite entries", "finite values only", quote=False)
     return x, y
+
+
+def load_npz(path_str: str, name: str = "data.path") -> tuple[np.ndarray, np.ndarray]:
+    """Arrays ``X`` and ``y`` of an .npz file: numeric dtypes only (no pickled objects), shapes read from the headers
+    and the float64 size checked against the available memory before anything is loaded."""
+    path = Path(path_str)
+    expected = "an .npz file with numeric arrays X and y"
+    if not path.is_file():
+        raise invalid(name, path_str, f"an existing file ({expected})")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            if not {"X.npy", "y.npy"} <= names:
+                raise invalid(name, path_str, f"{expected} (found {sorted(n.removesuffix('.npy') for n in names)[:6]})")
+            n_values = 0
+            for key in ("X", "y"):
+                with zf.open(f"{key}.npy") as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(fh)
+                if dtype.hasobject or dtype.kind not in "biuf":
+                    raise invalid(f"{name} array {key}", f"dtype {dtype}", "a numeric dtype (bool, int or float)",
+                                  quote=False)
+                n_values += int(np.prod(shape, dtype=np.float64))
+        check_memory(name, 8.0 * n_values * 3, f"arrays X and y as float64, {n_values:,} values")
+        with np.load(path, allow_pickle=False) as arrays:
+            return np.asarray(arrays["X"]), np.asarray(arrays["y"])
+    except FalabInputError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+        reason = " ".join(str(exc).split())[:60] or type(exc).__name__
+        raise invalid(name, path_str, f"{expected} ({reason})") from None
 
 
 def build_problem(cfg: RunConfig) -> tuple[Problem, Params]:
@@ -147,8 +182,8 @@ def _metric_rows(traj: Trajectory) -> list[tuple[float, int, int, str, int, floa
 
 
 def write_metrics(traj: Trajectory, path: Path) -> None:
-    """Long-form CSV: time, step, member, measure, index, value (17 significant digits)."""
-    with path.open("w") as fh:
+    """Long-form CSV: time, step, member, measure, index, value (17 significant digits); written atomically."""
+    with atomic_writer(path) as fh:
         fh.write("time,step,member,measure,index,value\n")
         for t, step, member, name, idx, value in _metric_rows(traj):
             fh.write(f"{t!r},{step},{member},{name},{idx},{value!r}\n")
@@ -176,8 +211,10 @@ def _figures(traj: Trajectory, out: Path) -> list[Path]:
         ax.set_title(f"{name} (all members{', all pairs' if name == 'conserved' else ''})")
         fig.tight_layout()
         p = figs_dir / f"{name}.png"
-        fig.savefig(p, dpi=110)
+        buf = io.BytesIO()
+        fig.savefig(buf, dpi=110, format="png")
         plt.close(fig)
+        atomic_write_bytes(p, buf.getvalue())
         paths.append(p)
     return paths
 
@@ -190,19 +227,23 @@ class RunResult:
 
 
 def run(config: RunConfig | dict[str, Any], out_dir: str | Path,
-        progress: Callable[[float], None] | None = None) -> RunResult:
+        progress: Callable[[float], None] | None = None, *, allow_large: bool = False) -> RunResult:
     """Execute a run and write ``manifest.json``, ``metrics.csv`` and ``figures/``.
 
-    On divergence (non-finite loss or solver failure) the metrics recorded so far are written, the manifest says
-    ``status: diverged`` and :class:`~falab.dynamics.Diverged` is raised.
+    Nothing is written before the config, the output directory and the data are valid and the estimated memory fits
+    (``allow_large`` skips that bound). The output path is resolved once; symlinks among the files it writes are
+    refused; every file is written atomically. On divergence (non-finite loss or solver failure) the metrics
+    recorded so far are written, the manifest says ``status: diverged`` and :class:`~falab.dynamics.Diverged` is raised.
     """
     cfg = parse_config(config)
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise invalid("out", str(out), f"a writable directory ({exc.strerror})") from None
+    check_run_size(cfg, allow_large=allow_large)
+    out = check_out_dir(out_dir)
+    check_targets(out, files=OUTPUT_FILES, dirs=("figures",))
     problem, params0 = build_problem(cfg)
+    n_samples = problem.x.shape[-2]
+    batch = getattr(cfg.dynamics, "batch_size", None)
+    if batch is not None and batch > n_samples:
+        raise invalid("dynamics.batch_size", batch, f"at most the number of samples ({n_samples})")
     measures = get_measures(list(cfg.measures))
     started = time.time()
     dyn = cfg.dynamics
@@ -225,14 +266,15 @@ def run(config: RunConfig | dict[str, Any], out_dir: str | Path,
         "records": len(traj.times),
         "solver": traj.info,
     }
+    make_out_dir(out)  # only now: a config rejected by the simulation's own checks leaves nothing behind
     write_metrics(traj, out / "metrics.csv")
     figures = _figures(traj, out)
     manifest["figures"] = [str(p.relative_to(out)) for p in figures]
     manifest["wall_seconds"] = round(time.time() - started, 3)
     # The wall time differs between reruns; it lives in a separate file so that manifest.json is reproducible too.
     timing = {"wall_seconds": manifest.pop("wall_seconds")}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    (out / "timing.json").write_text(json.dumps(timing) + "\n")
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out / "timing.json", json.dumps(timing) + "\n")
     if traj.status != "ok":
         raise Diverged(f"run {traj.status}: {traj.message}; {len(traj.times)} records kept in {out / 'metrics.csv'}")
     if progress:
@@ -240,5 +282,5 @@ def run(config: RunConfig | dict[str, Any], out_dir: str | Path,
     return RunResult(out, traj, manifest)
 
 
-__all__ = ["run", "RunResult", "build_problem", "load_data", "environment", "git_commit", "write_metrics",
-           "FalabInputError"]
+__all__ = ["run", "RunResult", "build_problem", "load_data", "load_npz", "environment", "git_commit", "write_metrics",
+           "FalabInputError", "OUTPUT_FILES"]
