@@ -91,7 +91,7 @@ def available_memory() -> int:
 
 
 def _gb(n: float) -> str:
-    return f"{n / 2**30:.3g} GB" if n >= 2**27 else f"{n / 2**20:.3g} MB"
+    return f"{n / 2**30:,.1f} GB" if n >= 2**27 else f"{n / 2**20:,.1f} MB"
 
 
 def check_memory(name: str, estimate: float, detail: str, *, allow_large: bool = False,
@@ -99,8 +99,8 @@ def check_memory(name: str, estimate: float, detail: str, *, allow_large: bool =
     """Refuse a job whose estimated memory exceeds what is available, before anything is allocated."""
     limit = available_memory()
     if estimate > limit and not allow_large:
-        raise invalid(name, f"about {_gb(estimate)} ({detail})",
-                      f"at most the {_gb(limit)} of available memory; {override} overrides", quote=False)
+        raise invalid(name, f"about {_gb(estimate)}", f"at most the {_gb(limit)} of available memory; {detail}; "
+                      f"{override} overrides", quote=False)
 
 
 def machine_cpus() -> int:
@@ -234,6 +234,8 @@ def format_validation_error(err: dict[str, Any], *, union_kinds: Iterable[str] =
         return f"Invalid {loc}.kind: {short_repr(tag)} (expected one of {kinds})"
     if kind == "union_tag_not_found":
         return f"Invalid {loc}.kind: missing (expected one of {kinds})"
+    if kind == "invalid_key":
+        return f"Invalid {_user_path(raw_loc[:-1], kinds_list) or 'config'} key: {shown} (expected field names as strings)"
     if kind == "model_type" or kind == "model_attributes_type":
         return f"Invalid {loc}: {shown} (expected a mapping of fields)"
     expected = [_expected(msg)] + [e for e in (_expected(a) for a in also) if e != _expected(msg)]
@@ -242,13 +244,20 @@ def format_validation_error(err: dict[str, Any], *, union_kinds: Iterable[str] =
 
 def format_validation_errors(errors: Sequence[dict[str, Any]], *, union_kinds: Iterable[str] = (),
                              model: type[BaseModel] | None = None) -> str:
-    """The first error of ``ValidationError.errors()`` as one line; the other members of a failed union (same user
-    path and input) add their expectation (``a valid number or a valid dictionary``)."""
+    """The first error of ``ValidationError.errors()`` as one line (the deepest one when a union failed inside a
+    member); the other members of a failed union (same user path and input) add their expectation (``a number or a
+    mapping``)."""
     kinds = list(union_kinds)
     first = errors[0]
     path = _user_path(first.get("loc", ()), kinds)
-    also = [e.get("msg", "") for e in errors[1:]
-            if _user_path(e.get("loc", ()), kinds) == path and e.get("input") is first.get("input")
+    # a failed union reports one error per member: the deepest one under the same field is the most specific
+    # (lr: {W1: -1} -> 'dynamics.lr.W1: -1 (expected greater than 0)', not 'dynamics.lr: {...} (expected a number)')
+    deeper = [e for e in errors if _user_path(e.get("loc", ()), kinds).startswith(path + ".")]
+    if deeper:
+        first = max(deeper, key=lambda e: len(_user_path(e.get("loc", ()), kinds)))
+        path = _user_path(first.get("loc", ()), kinds)
+    also = [e.get("msg", "") for e in errors if e is not first
+            and _user_path(e.get("loc", ()), kinds) == path and e.get("input") is first.get("input")
             and e.get("type") not in ("missing", "extra_forbidden")]
     return format_validation_error(first, union_kinds=kinds, model=model, also=also)
 

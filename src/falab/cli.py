@@ -58,16 +58,30 @@ def run(
     cfg = load_config(config)
     check_run_size(cfg, allow_large=allow_large)
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn(f"running {config.name}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("run", total=1.0)
-        try:
-            result = run_config(cfg, out, progress=lambda f: bar.update(task, completed=f), allow_large=allow_large)
-        except Diverged as exc:
+    # The bar starts with the first record, after every check: an error before it stays one line on stderr.
+    bar = Progress(TextColumn(f"running {config.name}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                   TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    task: list[TaskID] = []
+
+    def progress(fraction: float) -> None:
+        if not task:
+            bar.start()
+            task.append(bar.add_task("run", total=1.0))
+        bar.update(task[0], completed=fraction)
+
+    def stop() -> None:
+        if task and bar.live.is_started:  # stopping a bar that never started prints an empty line
             bar.stop()
-            _fail(str(exc), 1)
+
+    try:
+        result = run_config(cfg, out, progress=progress, allow_large=allow_large)
+    except Diverged as exc:
+        stop()
+        _fail(str(exc), 1)
+    finally:
+        stop()
     loss = result.trajectory.metrics.get("loss")
     final = f"; final loss {float(loss[-1].max()):.4g}" if loss else ""
     typer.echo(f"wrote {out}/manifest.json, metrics.csv ({len(result.trajectory.times)} records){final}")
@@ -200,18 +214,26 @@ def train(
     cfg = load_config(config)  # validate before the bar appears (bad input: one line, exit 2)
     check_train_size(cfg, allow_large=allow_large)
     total = len(cfg.datasets) * len(cfg.models) * len(cfg.rules) * len(cfg.seeds)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("training", total=total)
-        started = [0]
+    # The bar starts with the first run, after every check: an error before it stays one line on stderr.
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
+                   TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    task = bar.add_task("training", total=total, start=False)
+    started = [0]
 
-        def progress(label: str) -> None:
-            # called when a run starts: the previous one has finished
-            bar.update(task, completed=started[0], description=label)
-            started[0] += 1
+    def progress(label: str) -> None:
+        # called when a run starts: the previous one has finished
+        if started[0] == 0:
+            bar.start()
+            bar.start_task(task)
+        bar.update(task, completed=started[0], description=label)
+        started[0] += 1
 
+    try:
         train_from_config(cfg, out, progress=progress, allow_large=allow_large)
         bar.update(task, completed=total)
+    finally:
+        if started[0]:  # stopping a bar that never started prints an empty line
+            bar.stop()
     typer.echo(f"wrote {out}")
 
 
@@ -240,7 +262,7 @@ def _empty_path_option(args: list[str]) -> str | None:
 
 def _one_line(text: str) -> str:
     text = " ".join(str(text).split())
-    return text if len(text) <= 300 else text[:297] + "..."
+    return text if len(text) <= 600 else text[:597] + "..."
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -106,6 +106,8 @@ def load_config(config: str | Path | Mapping[str, Any] | TrainConfig) -> TrainCo
     if isinstance(config, TrainConfig):
         return config
     data = load_yaml_file(config) if isinstance(config, (str, Path)) else config
+    if data is None:
+        data = {}
     if not isinstance(data, Mapping):
         raise invalid("config", type(data).__name__, "a mapping of fields (see configs/nn_digits.yaml)")
     if not data:

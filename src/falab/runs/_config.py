@@ -185,10 +185,10 @@ def parse_config(data: dict[str, Any] | RunConfig) -> RunConfig:
     """Validate a config dict; raise :class:`FalabInputError` with a one-line message naming the first bad field."""
     if isinstance(data, RunConfig):
         return data
+    if data is None or data == {}:
+        raise invalid("config", "empty", "a mapping with fields model, rule, dynamics, ...", quote=False)
     if not isinstance(data, dict):
         raise invalid("config", type(data).__name__, "a mapping with fields model, rule, dynamics, ...")
-    if not data:
-        raise invalid("config", "empty", "a mapping with fields model, rule, dynamics, ...", quote=False)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
@@ -237,7 +237,7 @@ def estimate_memory(cfg: RunConfig) -> tuple[float, str]:
         "time grid": 8.0 * records * 4 + grid,
     }
     top = max(parts, key=lambda key: parts[key])
-    detail = (f"{top} {parts[top] / 2**30:.3g} GB; {n_params:,} parameters x ensemble {k:,}, {records:,} records")
+    detail = (f"{top} dominate: {n_params:,} parameters x ensemble {k:,}, {records:,} records")
     return sum(parts.values()), detail
 
 
