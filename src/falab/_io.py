@@ -130,8 +130,9 @@ def load_yaml(text: str, name: str = "config YAML", *, source: str = "config") -
         raise
     except yaml.YAMLError as exc:
         raise invalid(name, source, f"valid YAML ({_clip(_yaml_problem(exc), 120)})") from None
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # e.g. a timestamp 2020-13-45
-        raise invalid(name, source, f"valid YAML values ({_clip(str(exc), 120)})") from None
+    except Exception as exc:  # PyYAML's constructors on hostile input: 2020-13-45 (ValueError), '!!int' (IndexError)
+        reason = str(exc) or type(exc).__name__
+        raise invalid(name, source, f"valid YAML values ({_clip(reason, 120)})") from None
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
