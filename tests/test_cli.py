@@ -189,3 +189,121 @@ def test_sign_symmetry_feedback_from_config(kind, tmp_path, capsys):
     table = pd.read_csv(out / "metrics.csv")
     angles = table[table.measure == "feedback_angle"].value
     assert len(angles) == 5 and (angles < 89.0).all() and table.step.max() == 20
+
+
+# ---------------------------------------------------------------------------------------------- hardening (issue 12)
+
+
+def test_interrupt_exits_130_with_one_line_saying_what_was_kept(tmp_path, capsys, monkeypatch):
+    import falab.runs
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(falab.runs, "run", interrupted)
+    code, _, err = _run_cli(["run", str(_write(tmp_path, BASE)), "--out", str(tmp_path / "out")], capsys)
+    assert code == 130
+    assert err.strip().splitlines() == ["interrupted: kept nothing new in --out (a run writes its results when the "
+                                        "simulation ends)"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_allow_large_overrides_the_memory_bound(tmp_path, capsys, monkeypatch):
+    import falab._checks
+
+    monkeypatch.setattr(falab._checks, "available_memory", lambda: 1000)  # 1 kB available
+    path = _write(tmp_path, BASE)
+    code, _, err = _run_cli(["run", str(path), "--out", str(tmp_path / "a")], capsys)
+    assert code == 2 and not (tmp_path / "a").exists()
+    assert err.startswith("error: Invalid run size: about ") and "(expected at most the 0.0 MB of available memory" in err
+    assert err.rstrip().endswith("; --allow-large overrides)")
+    code, _, err = _run_cli(["run", str(path), "--out", str(tmp_path / "b"), "--allow-large"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "b" / "metrics.csv").is_file()
+
+
+def test_outputs_are_written_atomically_and_symlinks_are_not_followed(tmp_path, capsys):
+    from falab._io import atomic_write_text, atomic_writer
+
+    out = tmp_path / "out"
+    code, _, err = _run_cli(["run", str(_write(tmp_path, BASE)), "--out", str(out)], capsys)
+    assert code == 0, err
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]  # no temporary file left behind
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    link = out / "link.txt"
+    link.symlink_to(victim)
+    atomic_write_text(link, "new")  # the link itself is replaced by a regular file
+    assert victim.read_text() == "precious" and not link.is_symlink() and link.read_text() == "new"
+    with pytest.raises(RuntimeError), atomic_writer(out / "metrics.csv") as fh:
+        fh.write("half a file")
+        raise RuntimeError("disk full")
+    assert (out / "metrics.csv").read_text().startswith("time,step,member,measure,index,value\n")
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_thread_counts_are_clamped_to_the_machine_with_a_warning(tmp_path, capsys, monkeypatch):
+    from falab._checks import clamp_threads, machine_cpus
+
+    warnings: list[str] = []
+    assert clamp_threads("threads", 100000, warnings.append) == machine_cpus()
+    assert warnings == [f"warning: threads = 100000 exceeds the {machine_cpus()} CPU(s) of this machine; using "
+                        f"{machine_cpus()}"]
+    assert clamp_threads("threads", "1", warnings.append) == 1 and len(warnings) == 1
+    monkeypatch.setenv("FALAB_THREADS", "100000")
+    code, _, err = _run_cli(["run", str(_write(tmp_path, BASE)), "--out", str(tmp_path / "out")], capsys)
+    assert code == 0
+    assert err.splitlines()[0].startswith("warning: FALAB_THREADS = 100000 exceeds the ")
+
+
+def test_one_seed_validator():
+    from falab._checks import FalabInputError, check_seed
+
+    assert check_seed("seed", 0) == 0 and check_seed("seed", 2**63 - 1) == 2**63 - 1
+    assert check_seed("seed", np.int64(5)) == 5
+    for bad in (-1, 2**63, 2**64, True, 1.0, "3", None):
+        with pytest.raises(FalabInputError, match=r"^Invalid seed: .* \(expected an integer with 0 <= seed < 2\*\*63\)$"):
+            check_seed("seed", bad)
+
+
+def test_yaml_boundary_accepts_yaml_1_2_floats_and_bom(tmp_path, capsys):
+    """`lr: 1e-3` is a number (PyYAML alone reads it as a string, which strict validation would reject); a UTF-8 BOM
+    is dropped; the config's own files still load."""
+    from falab._io import load_yaml
+
+    assert load_yaml("a: 1e-3\nb: -2E+2\nc: .5\nd: 1.0.0\ne: 12\n") == {"a": 0.001, "b": -200.0, "c": 0.5,
+                                                                       "d": "1.0.0", "e": 12}
+    text = yaml.safe_dump(BASE).replace("lr: 0.05", "lr: 5e-2")
+    p = tmp_path / "bom.yaml"
+    p.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    code, _, err = _run_cli(["run", str(p), "--out", str(tmp_path / "out")], capsys)
+    assert code == 0, err
+    for cfg in sorted(Path(__file__).resolve().parents[1].glob("configs/*.yaml")):
+        loader = "falab.nn" if cfg.name.startswith("nn_") else "falab.runs"
+        __import__(loader, fromlist=["load_config"]).load_config(cfg)
+
+
+def test_bench_peer_runs_in_its_own_interpreter(tmp_path):
+    """The peer is probed and run with its own python (isolated mode); another version is refused; nothing of
+    biotorch is imported here."""
+    from falab._checks import FalabInputError
+    from falab.bench import PEER_SCRIPT, biotorch_setup_command, peer_version, run_peer
+
+    fake = tmp_path / "python"
+    fake.write_text('#!/bin/sh\nif [ "$2" = "-c" ]; then echo 0.0.16; exit 0; fi\n'
+                    'echo \'{"biotorch_fa_over_bp_mlp": 1.04, "biotorch_version": "0.0.16"}\'\n')
+    fake.chmod(0o755)
+    assert peer_version(fake) == "0.0.16"
+    lines: list[str] = []
+    assert run_peer(fake, echo=lines.append) == {"biotorch_fa_over_bp_mlp": 1.04}
+    fake.write_text("#!/bin/sh\necho 0.1.0\n")
+    with pytest.raises(FalabInputError, match=r"^Invalid biotorch version in .*: '0\.1\.0' \(expected 0\.0\.16"):
+        peer_version(fake)
+    # the peer script itself refuses an environment without the pinned version (here: no biotorch at all)
+    proc = subprocess.run([sys.executable, "-I", str(PEER_SCRIPT)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3 and "error" in proc.stdout
+    cmd = biotorch_setup_command()
+    assert " -I -m pip install --no-deps --require-hashes -r " in cmd and "biotorch-requirements.txt" in cmd
+    req = (PEER_SCRIPT.parent / "biotorch-requirements.txt").read_text()
+    assert "biotorch==0.0.16 --hash=sha256:03d6764c8f39110327439e14027155d10c188849cbccc429f0d4a73441dbfccd" in req
+    assert "biotorch" not in sys.modules

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from falab._checks import FalabInputError, check_finite, check_shape
+from falab._checks import FalabInputError, check_finite, check_memory, check_seed, check_shape, clamp_threads
 from falab.dynamics import Euler, Problem, simulate_discrete, simulate_flow
 from falab.functional import ExponentialLoss, LeakyReLU, SquaredLoss, get_activation, get_loss
 from falab.instruments import get_measures
 from falab.models import MLP
+from falab.nn import load_split
 from falab.rules import Backprop, DirectFeedbackAlignment, FAStar, FeedbackAlignment, Gaussian, Uniform
 from problems import DT, gen, randn
 
@@ -110,6 +111,17 @@ ERROR_INPUTS: list[tuple[str, Callable[[], object], str]] = [
     ("negative rtol", _flow([0.0, 1.0], rtol=-1e-8), r"^Invalid flow.rtol: -1e-08"),
     ("zero atol", _flow([0.0, 1.0], atol=0.0), r"^Invalid flow.atol: 0.0"),
     ("rk4 without step size", _flow([0.0, 1.0], method="rk4"), r"^Invalid flow.step_size: None"),
+    # data splits (falab.nn)
+    ("split fraction 0.5", lambda: load_split("digits", val_fraction=0.5), r"^Invalid split\.val_fraction: 0\.5 \(expected a number in \(0, 0\.5\)\)$"),
+    ("split fraction bool", lambda: load_split("digits", test_fraction=True), r"^Invalid split\.test_fraction: True"),
+    ("split fractions sum", lambda: load_split("digits", val_fraction=0.45, test_fraction=0.45),
+     r"^Invalid split\.val_fraction \+ test_fraction: 0\.9 \(expected at most 0\.6"),
+    ("split data seed", lambda: load_split("digits", data_seed=-1), r"^Invalid split\.data_seed: -1 \(expected an integer with 0 <= seed < 2\*\*63\)$"),
+    # resource bounds
+    ("memory bound", lambda: check_memory("run size", 1e30, "a test"), r"^Invalid run size: about [0-9,.]+ GB \(expected at most the [0-9,.]+ GB of available memory; a test; --allow-large overrides\)$"),
+    ("thread count zero", lambda: clamp_threads("threads", 0), r"^Invalid threads: 0 \(expected an integer >= 1\)$"),
+    ("thread count text", lambda: clamp_threads("FALAB_THREADS", "4 threads"), r"^Invalid FALAB_THREADS: '4 threads' \(expected a positive integer\)$"),
+    ("seed too large", lambda: check_seed("seed", 2**63), r"^Invalid seed: 9223372036854775808 \(expected an integer with 0 <= seed < 2\*\*63\)$"),
     # instruments and checks
     ("unknown measure", lambda: get_measures(["loss", "energy"]), r"^Invalid measures entry: 'energy'"),
     ("non-finite tensor", lambda: check_finite("x", torch.tensor([1.0, math.nan])), r"^Invalid x: '?1 non-finite entries'? \(expected finite values"),

@@ -399,6 +399,9 @@ CORPUS: list[Case] = [
     Case("reproduce/--out= empty", ["reproduce", "P004", "--out="], r"^error: Invalid --out: ''"),
     Case("reproduce/--out is a file", ["reproduce", "P004", "--out", "{tmp}/f.txt"], r"^error: Invalid --out: '.*f\.txt' \(expected a directory \(this path is an existing file\)\)$", files={"f.txt": "x"}),
     Case("reproduce/--out under a file", ["reproduce", "P004", "--out", "{tmp}/f.txt/x"], r"^error: Invalid --out: .*\(expected a path whose parent is a directory", files={"f.txt": "x"}),
+    Case("reproduce/figures is a file", ["reproduce", "P004", "--out", "{tmp}/out"], r"^error: Invalid --out: '.*out/figures' \(expected a directory\)$", files={"out/figures": "x"}),
+    Case("reproduce/symlink claims.json", ["reproduce", "P004", "--out", "{tmp}/out"], r"^error: Invalid --out: '.*claims\.json' \(expected no symlink", setup=_symlink("claims.json")),
+    Case("reproduce/report.md is a directory", ["reproduce", "P004", "--out", "{tmp}/out"], r"^error: Invalid --out: '.*report\.md' \(expected a regular file or nothing\)$", setup=_mkdir("out/report.md")),
     Case("reproduce/unknown option", ["reproduce", "--fast"], r"^error: No such option: --fast.*\(see falab reproduce --help\)$"),
     Case("reproduce/FALAB_THREADS bad", ["reproduce", "P004", "--out", "{tmp}/out"], r"^error: Invalid FALAB_THREADS: '1\.5' \(expected a positive integer\)$", env={"FALAB_THREADS": "1.5"}),
     # ------------------------------------------------------------------ bench (all refused before any benchmark)

@@ -38,6 +38,16 @@ def _fail(msg: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def _checked_out(out: Path, files: tuple[str, ...] = (), dirs: tuple[str, ...] = ()) -> Path:
+    """``--out`` validated before anything runs: resolved once, not a file, writable, no symlinks or entries of the
+    wrong kind among the outputs a command writes (nothing is created here)."""
+    from ._io import check_targets
+
+    resolved = check_out_dir(out, "--out")
+    check_targets(resolved, files=files, dirs=dirs, name="--out")
+    return resolved
+
+
 ALLOW_LARGE_HELP = "run even when the estimated memory exceeds the available memory"
 
 
@@ -101,7 +111,7 @@ def reproduce(
     """Run the registered experiments, decide every claim over several seeds, and write OUT/claims.json,
     OUT/report.md and OUT/figures/*.png."""
     check_seed("--seed", seed)
-    out = check_out_dir(out, "--out")
+    out = _checked_out(out, files=("claims.json", "report.md"), dirs=("figures",))
     _threads()
     chosen = [p.upper() for p in (papers or [])]
     for p in chosen:

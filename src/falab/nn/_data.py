@@ -13,15 +13,18 @@ the shape for CNNs (``(1, 8, 8)`` / ``(1, 40)``).
 from __future__ import annotations
 
 import functools
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .._checks import check_choice
+from .._checks import check_choice, check_seed, invalid
 
 DATASETS = ("digits", "mnist1d")
+# the held-out fractions together leave at least 40 % of the data for training
+MAX_HELD_OUT = 0.6
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,13 @@ def load_split(name: str, *, val_fraction: float = 0.2, test_fraction: float = 0
                dtype: torch.dtype = torch.float32) -> Split:
     """The fixed split of data set ``name`` (see the module docstring)."""
     check_choice("dataset", name, DATASETS)
+    for field, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 < value < 0.5:
+            raise invalid(f"split.{field}", value, "a number in (0, 0.5)")
+    if val_fraction + test_fraction > MAX_HELD_OUT + 1e-12:
+        raise invalid("split.val_fraction + test_fraction", round(val_fraction + test_fraction, 6),
+                      f"at most {MAX_HELD_OUT} (at least {1 - MAX_HELD_OUT:.0%} of the data left for training)")
+    check_seed("split.data_seed", data_seed)
     x, y, x_test, y_test = _raw(name)
     rng = np.random.default_rng(data_seed)
     if x_test is None:

@@ -33,14 +33,12 @@ from .._checks import (
 )
 from .._io import atomic_write_bytes, atomic_write_text, check_out_dir, check_targets, load_yaml_file, make_out_dir
 from ._convert import RULE_NAMES, convert
-from ._data import DATASETS, Split, load_split
+from ._data import DATASETS, MAX_HELD_OUT, Split, load_split
 from ._metrics import layer_alignment, update_angles
 
 # strict: no bool -> int or str -> number coercion; non-finite numbers are config mistakes
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-# the sum of the held-out fractions leaves at least 40 % of the data for training
-MAX_HELD_OUT = 0.6
 
 
 class OptimizerConfig(BaseModel):
