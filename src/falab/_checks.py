@@ -103,6 +103,15 @@ def check_memory(name: str, estimate: float, detail: str, *, allow_large: bool =
                       f"{override} overrides", quote=False)
 
 
+def memory_warning(estimate: float, fraction: float = 0.25) -> str | None:
+    """A one-line warning when a job that fits still needs more than ``fraction`` of the available memory (so a
+    long-grinding run is announced, not silent)."""
+    limit = available_memory()
+    if estimate > fraction * limit:
+        return f"warning: this job needs about {_gb(estimate)} of the {_gb(limit)} of available memory"
+    return None
+
+
 def machine_cpus() -> int:
     """CPUs this process may run on."""
     try:

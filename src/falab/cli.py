@@ -48,6 +48,14 @@ def _checked_out(out: Path, files: tuple[str, ...] = (), dirs: tuple[str, ...] =
     return resolved
 
 
+def _warn_size(estimate: float) -> None:
+    from ._checks import memory_warning
+
+    note = memory_warning(estimate)
+    if note:
+        typer.echo(note, err=True)
+
+
 ALLOW_LARGE_HELP = "run even when the estimated memory exceeds the available memory"
 
 
@@ -61,12 +69,13 @@ def run(
     from .dynamics import Diverged
     from .runs import load_config
     from .runs import run as run_config
-    from .runs._config import check_run_size
+    from .runs._config import check_run_size, estimate_memory
 
     _threads()
     out = check_out_dir(out, "--out")
     cfg = load_config(config)
     check_run_size(cfg, allow_large=allow_large)
+    _warn_size(estimate_memory(cfg)[0])
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
@@ -215,7 +224,7 @@ def train(
     out = check_out_dir(out, "--out")
     try:
         from .nn import load_config, train_from_config
-        from .nn._train import check_train_size
+        from .nn._train import check_train_size, estimate_memory
     except ImportError:
         _fail("falab.nn.train_from_config is not available in this build", 1)
     from rich.console import Console
@@ -223,6 +232,7 @@ def train(
 
     cfg = load_config(config)  # validate before the bar appears (bad input: one line, exit 2)
     check_train_size(cfg, allow_large=allow_large)
+    _warn_size(estimate_memory(cfg)[0])
     total = len(cfg.datasets) * len(cfg.models) * len(cfg.rules) * len(cfg.seeds)
     # The bar starts with the first run, after every check: an error before it stays one line on stderr.
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
