@@ -285,6 +285,25 @@ def _one_line(text: str) -> str:
     return text if len(text) <= 600 else text[:597] + "..."
 
 
+@app.command()
+def laws(
+    config: Annotated[Path, typer.Argument(help="YAML laws-atlas config (see configs/laws_atlas.yaml)")],
+    out: Annotated[Path, typer.Option("--out", help="result directory")] = Path("results/laws"),
+) -> None:
+    """Discover every polynomial conservation law of each rule x model, with a completeness certificate:
+    writes OUT/laws.md and OUT/laws.json."""
+    _threads()
+    out = check_out_dir(out, "--out")
+    from .laws import load_atlas, run_atlas
+
+    cfg = load_atlas(config)  # validated before anything runs (bad input: one line, exit 2)
+    rows = run_atlas(cfg, out, echo=typer.echo)
+    undecided = [r for r in rows if "error" in r]
+    typer.echo(f"wrote {out}/laws.md and laws.json ({len(rows)} entries)")
+    if undecided:
+        _fail(f"{len(undecided)} entries not decided (see laws.md)", 1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user mistakes exit 2 with one line ``error: Invalid ...`` (click's usage errors too,
     reduced to one line), failed runs exit 1, an interrupt exits 130 with what was kept; never a traceback for
