@@ -70,9 +70,10 @@ def run(
     from .runs import load_config
     from .runs import run as run_config
     from .runs._config import check_run_size, estimate_memory
+    from .runs._runner import OUTPUT_FILES
 
     _threads()
-    out = check_out_dir(out, "--out")
+    out = _checked_out(out, files=OUTPUT_FILES, dirs=("figures",))
     cfg = load_config(config)
     check_run_size(cfg, allow_large=allow_large)
     _warn_size(estimate_memory(cfg)[0])
@@ -221,16 +222,17 @@ def train(
 ) -> None:
     """Train real PyTorch models with FA/DFA/sign-symmetry layers on offline data (digits, MNIST-1D)."""
     _threads()
-    out = check_out_dir(out, "--out")
     try:
         from .nn import load_config, train_from_config
-        from .nn._train import check_train_size, estimate_memory
+        from .nn._train import check_train_size, estimate_memory, output_files
     except ImportError:
         _fail("falab.nn.train_from_config is not available in this build", 1)
+    out = check_out_dir(out, "--out")
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     cfg = load_config(config)  # validate before the bar appears (bad input: one line, exit 2)
+    out = _checked_out(out, files=tuple(output_files(cfg)))
     check_train_size(cfg, allow_large=allow_large)
     _warn_size(estimate_memory(cfg)[0])
     total = len(cfg.datasets) * len(cfg.models) * len(cfg.rules) * len(cfg.seeds)

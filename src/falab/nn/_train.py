@@ -293,6 +293,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 OUTPUT_FILES = ("config.json", "runs.json", "summary.md", "summary.csv")
 
 
+def output_files(cfg: TrainConfig) -> list[str]:
+    """The files a training config writes into its output directory."""
+    return [*OUTPUT_FILES, *(f"nn_curves_{ds}_{mk}.png" for ds in cfg.datasets for mk in cfg.models)]
+
+
 def train_from_config(config: str | Path | Mapping[str, Any] | TrainConfig, out_dir: str | Path, *,
                       progress: Callable[[str], None] | None = None, allow_large: bool = False) -> dict[str, Any]:
     """Run the grid of a training config and write its results to ``out_dir``.
@@ -307,8 +312,7 @@ def train_from_config(config: str | Path | Mapping[str, Any] | TrainConfig, out_
     cfg = load_config(config)
     check_train_size(cfg, allow_large=allow_large)
     out = check_out_dir(out_dir)
-    figure_names = [f"nn_curves_{ds}_{mk}.png" for ds in cfg.datasets for mk in cfg.models]
-    check_targets(out, files=[*OUTPUT_FILES, *figure_names])
+    check_targets(out, files=output_files(cfg))
     import sys
 
     threads = clamp_threads("threads", cfg.threads, warn=lambda msg: print(msg, file=sys.stderr))
