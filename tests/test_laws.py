@@ -180,4 +180,4 @@ def test_cli_writes_report(tmp_path, capsys):
     data = json.loads((tmp_path / "out" / "laws.json").read_text())
     assert [e["complete"] for e in data["entries"]] == [True, True]
     md = (tmp_path / "out" / "laws.md").read_text()
-    assert "## fa × identity × (3, 4, 2)" in md and "B2^T W2 + W2^T B2" in md
+    assert "## fa × identity × (3, 4, 2)" in md and "(B^T W2 + W2^T B) with B = B2" in md

@@ -33,7 +33,15 @@ from ..rules import AbstractLearningRule
 from ._field import LOSS, Field, check_rule, sign_tracking
 from ._lie import LieResult, lie_dimension_generic
 from ._readable import ReadableLaw, describe
-from ._system import LawDiscoveryError, RankDecision, build_terms, decide_rank, monomials, solve_blocks
+from ._system import (
+    LawDiscoveryError,
+    RankDecision,
+    build_terms,
+    decide_rank,
+    monomials,
+    solve_blocks,
+    term_values,
+)
 from ._torus import STATIC, detect_torus
 
 MAX_DEGREE = 4
@@ -262,28 +270,24 @@ def discover(
     if S < needed:
         raise invalid("n_samples", S, f">= {needed} (the largest block has {needed} unknowns; fewer equations "
                                       "cannot determine its null space)")
-    theta = f.sample_theta(S, g)
     if distinct_points is not None:
         check_positive_int("distinct_points", distinct_points)
-        theta = theta[torch.arange(S) % distinct_points]
-    x, z = f.sample_data(S, g)
-    v = torch.cat([f(theta[i:i + 4096], x[i:i + 4096], z[i:i + 4096]) for i in range(0, S, 4096)])
     n_val = 48
-    theta_v = f.sample_theta(n_val, g)
-    xv, zv = f.sample_data(n_val, g)
+    theta_v, xv, zv = f.sample(n_val, g)
     v_val = f(theta_v, xv, zv)
-    scale = v.abs().amax(dim=0)
-    static = scale <= STATIC * max(float(scale.max()), 1.0)
-    if not torch.equal(static, torus.static):
-        # a coordinate looked static on the torus points (e.g. a ReLU unit inactive there) but moves on the
-        # samples: its exponent is unknown, so its terms' characters would be wrong. Refit on more points, else
-        # solve the dense system.
-        torus = detect_torus(f, g, structured=structured, n_points=512)
-        if not torch.equal(static, torus.static):
-            torus = detect_torus(f, g, structured=False)
-            torus.static = static
-        terms = build_terms(mons, torus.w, torus.nu, torus.static)
-    basis, info = solve_blocks(terms, theta, v, theta_v, v_val)
+    # With ReLU (and sign orthants) a sample can leave a whole block without an equation (a unit inactive there),
+    # so a block may get fewer useful rows than planned: then sample more, twice at most, unless the user fixed
+    # n_samples. Every attempt is validated on fresh samples, so a count is never accepted silently.
+    attempts = 1 if n_samples is not None or distinct_points is not None else 3
+    for attempt in range(attempts):
+        try:
+            basis, info, terms, torus = _solve(f, mons, terms, torus, S, g, structured, distinct_points,
+                                               theta_v, v_val)
+            break
+        except LawDiscoveryError:
+            if attempt == attempts - 1:
+                raise
+            S *= 2
     margins = [d.margin for d in info.decisions + info.consistency]
     rank_margin = min(margins) if margins else float("inf")
     # certificate: functional independence at a generic point, and the Lie-algebra bound there
@@ -325,6 +329,37 @@ def discover(
         rank_margin=rank_margin, validation_residual=info.validation_residual, certificate=cert, readable=laws,
         flow_drift=drift, flow_status=status, seconds=seconds, seconds_certificate=seconds_cert,
         coords=[f"{c.name}[{c.row},{c.col}]" if c.kind == "W" else f"{c.name}[{c.row}]" for c in f.coords])
+
+
+def _solve(f: Field, mons: list[Tensor], terms, torus, S: int, g: torch.Generator, structured: bool,
+           distinct_points: int | None, theta_v: Tensor, v_val: Tensor):
+    """Sample ``S`` equations per block, solve the blocks, validate the assembled basis on fresh samples."""
+    theta, x, z = f.sample(S, g)
+    if distinct_points is not None:
+        theta = theta[torch.arange(S) % distinct_points]
+    v = torch.cat([f(theta[i:i + 4096], x[i:i + 4096], z[i:i + 4096]) for i in range(0, S, 4096)])
+    scale = v.abs().amax(dim=0)
+    static = scale <= STATIC * max(float(scale.max()), 1.0)
+    if not torch.equal(static, torus.static):
+        # a coordinate looked static on the torus points (e.g. a ReLU unit inactive there) but moves on the
+        # samples: its exponent is unknown, so its terms' characters would be wrong. Refit on more points, else
+        # solve the dense system.
+        torus = detect_torus(f, g, structured=structured, n_points=512)
+        if not torch.equal(static, torus.static):
+            torus = detect_torus(f, g, structured=False)
+            torus.static = static
+        terms = build_terms(mons, torus.w, torus.nu, torus.static)
+    basis, info = solve_blocks(terms, theta, v, theta_v, v_val)
+    # the assembled basis, on fresh samples, against the whole system (every character at once)
+    if basis.shape[1]:
+        tv = term_values(terms, torch.arange(terms.mono.numel()), theta_v, v_val)  # (n_val, n_terms)
+        zt = basis[terms.mono]  # (n_terms, k)
+        den = tv.abs() @ zt.abs()
+        res = (tv @ zt).abs() / den.clamp_min(1e-6 * float(den.max()) + 1e-300)
+        info.validation_residual = max(info.validation_residual, float(res.max()))
+        if info.validation_residual > 1e-8:
+            raise LawDiscoveryError(f"assembled laws fail on fresh samples (residual {info.validation_residual:.1e})")
+    return basis, info, terms, torus
 
 
 def generic_point(f: Field, g: torch.Generator, candidates: int = 6) -> Tensor:

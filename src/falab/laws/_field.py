@@ -83,7 +83,9 @@ class Field:
         self.slaved = [k for k in ref if not torch.equal(con[k], probe[k])]
         self.names = [k for k in ref if k not in self.slaved]
         self.mode = "target" if self.slaved else "error"
-        self.batch = model.widths[-2] + 2 if self.slaved else 1
+        # FA*: more samples than the last hidden width, with room so that a ReLU unit is almost never inactive on
+        # all of them (a rank-deficient least-squares problem makes the field jump)
+        self.batch = 3 * model.widths[-2] + 4 if self.slaved else 1
         self.shapes = {k: tuple(ref[k].shape) for k in ref}
         self.coords: list[Coordinate] = []
         self.offsets: dict[str, tuple[int, int]] = {}
@@ -127,6 +129,29 @@ class Field:
         if self.signs is not None:
             th = th.abs() * self.signs
         return th
+
+    def well_posed(self, theta: Tensor, x: Tensor) -> Tensor:
+        """``(S,)`` bool: samples whose slaved least-squares problem has full column rank (always True in error
+        mode). A rank-deficient one (a ReLU unit inactive on every sample of the data set) is where FA*'s field
+        jumps, so it is not a generic sample."""
+        if self.mode == "error":
+            return torch.ones(theta.shape[0], dtype=torch.bool)
+        a = self.model.trace(self.unpack(theta), x).inputs[-1]
+        sv = torch.linalg.svdvals(a)
+        return sv[..., -1] > 1e-6 * sv[..., 0]
+
+    def sample(self, n: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        """``n`` well-posed samples ``(theta, x, z)``."""
+        th = self.sample_theta(n, g)
+        x, z = self.sample_data(n, g)
+        for _ in range(20):
+            bad = ~self.well_posed(th, x)
+            if not bool(bad.any()):
+                break
+            k = int(bad.sum())
+            th[bad] = self.sample_theta(k, g)
+            x[bad], z[bad] = self.sample_data(k, g)
+        return th, x, z
 
     def sample_data(self, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
         """``n`` data sets: ``x (n, N, n_0)`` and ``e`` (error mode) or ``y`` (target mode), ``(n, N, n_L)``."""

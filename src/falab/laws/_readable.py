@@ -104,22 +104,22 @@ def _templates(f: Field, mon: Monomials, l: int, feedback: Tensor | None,
             for j, k in ents:
                 a = sum(fb[p, j] * _unit(f, wn, p, k) + fb[p, k] * _unit(f, wn, p, j) for p in range(n_out))
                 cross[(j, k)] = mon.linear(a)
-            out[f"{label}'W{l + 1} + W{l + 1}'{label}" if "^" in label else
-                f"{label}^T W{l + 1} + W{l + 1}^T {label}"] = cross
+            out[f"B^T W{l + 1} + W{l + 1}^T B"] = cross
     return out
 
 
-def _combo(resid: list[Tensor]) -> Tensor | None:
-    """Coefficients ``c`` (unit norm, one solution) with ``sum_i c_i resid_i = 0`` for stacked residual blocks."""
+def _combo(resid: list[Tensor], raw: list[Tensor]) -> Tensor | None:
+    """Coefficients ``c`` (one solution) with ``sum_i c_i resid_i = 0`` for stacked residual blocks; columns are
+    scaled by the norms of the templates themselves (``raw``), so a residual is small relative to its template."""
     a = torch.stack([r.reshape(-1) for r in resid], dim=1)  # (n, n_templates)
     if a.shape[1] == 0:
         return None
-    cn = a.norm(dim=0).clamp_min(1e-300)
+    cn = torch.stack([r.reshape(-1).norm() for r in raw]).clamp_min(1e-300)
     if a.shape[0] < a.shape[1]:
         a = torch.cat([a, torch.zeros(a.shape[1] - a.shape[0], a.shape[1], dtype=a.dtype)])
     _, sv, vh = torch.linalg.svd(a / cn, full_matrices=False)
     sv_full = sv
-    if float(sv_full[-1]) > 1e-7 * max(float(sv_full[0]), 1e-300):
+    if float(sv_full[-1]) > 1e-7:  # relative to the templates' own norms (columns scaled by them)
         return None
     c = vh[-1] / cn
     return c
@@ -231,7 +231,8 @@ def describe(f: Field, Z: Tensor, mons: list[Tensor], feedback: dict[int, Tensor
                 blocks = [[residual(temps[n][e]) for n in names] for e in ents]
                 entry_polys = [[temps[n][e] for n in names] for e in ents]
             stacked = [torch.stack([b[i] for b in blocks]) for i in range(len(names))]
-            c = _combo(stacked)
+            raw = [torch.stack([ep[i] for ep in entry_polys]) for i in range(len(names))]
+            c = _combo(stacked, raw)
             if c is None:
                 continue
             cr = _round(c)
@@ -242,7 +243,8 @@ def describe(f: Field, Z: Tensor, mons: list[Tensor], feedback: dict[int, Tensor
             terms = terms[2:] if terms.startswith("+ ") else terms
             where = {"matrix": f"every entry of the {h}x{h} matrix", "per-neuron": f"its diagonal (per neuron, {h})",
                      "trace": "its trace"}[form]
-            laws.append(ReadableLaw(form, f"layer {l}: {terms} — {where}", laws_e.shape[1],
+            with_b = f" with B = {label}" if any(n.startswith("B^T") for n, x in zip(names, cr) if float(x)) else ""
+            laws.append(ReadableLaw(form, f"layer {l}: {terms}{with_b} — {where}", laws_e.shape[1],
                                     {n: float(x) for x, n in zip(cr, names)}, res, polys=laws_e))
             explained.append(Z.T @ laws_e)
             break

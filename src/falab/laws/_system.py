@@ -130,7 +130,8 @@ def decide_rank(sv: Tensor, n_rows: int, n_cols: int) -> RankDecision:
     return RankDecision(n_cols, n_rows, n_cols - (i + 1), float(rel_full[i]), float(rel_full[i + 1]))
 
 
-def null_space(a: Tensor, *, what: str, check_rows: bool = True) -> tuple[Tensor, RankDecision, Tensor]:
+def null_space(a: Tensor, *, what: str, check_rows: bool = True,
+               scale_columns: bool = True) -> tuple[Tensor, RankDecision, Tensor]:
     """Null space of ``a (rows, cols)`` with rows and columns scaled to unit norm.
 
     Returns the basis in the *original* column coordinates ``(cols, k)``, the decision, and the column scales.
@@ -138,6 +139,9 @@ def null_space(a: Tensor, *, what: str, check_rows: bool = True) -> tuple[Tensor
     rows, cols = a.shape
     cn = a.norm(dim=0)
     cn = torch.where(cn > 0, cn, torch.ones_like(cn))
+    if not scale_columns:
+        # consistency systems: a column that is rounding noise must stay noise, not be blown up to unit norm
+        cn = torch.ones_like(cn)
     rn = a.norm(dim=1, keepdim=True)
     # rows that are zero up to rounding carry no equation; normalising them would turn rounding into equations
     keep = rn.squeeze(1) > 1e-13 * float(rn.max()) if rn.numel() else rn.squeeze(1) > 0
@@ -157,6 +161,7 @@ def null_space(a: Tensor, *, what: str, check_rows: bool = True) -> tuple[Tensor
     # a column that no null vector uses is exactly absent (not 1e-16): otherwise the consistency system between
     # blocks would read rounding noise as an equation
     basis[basis.norm(dim=1) <= 1e-10] = 0.0
+    basis[basis.abs() <= 1e-13] = 0.0  # entries at rounding level (columns have unit norm here)
     basis = basis / cn.unsqueeze(1)
     return basis, dec, cn
 
@@ -224,9 +229,10 @@ def solve_blocks(
         if basis.shape[1]:
             av = torch.zeros(theta_val.shape[0], umono.numel(), dtype=theta.dtype).index_add_(
                 1, local, term_values(terms, sel, theta_val, v_val))
-            scale = av.abs().sum(dim=1, keepdim=True).clamp_min(1e-300)  # sum |terms| at each point
-            bn = basis / basis.abs().amax(dim=0, keepdim=True)
-            res = float(((av @ bn).abs() / (scale * 1.0)).max())
+            # relative to the sum of |terms| of each law at each point
+            den = av.abs() @ basis.abs()
+            # a point where every term vanishes (the field is zero there) checks nothing: floor the scale
+            res = float(((av @ basis).abs() / den.clamp_min(1e-6 * float(den.max()) + 1e-300)).max())
             worst_val = max(worst_val, res)
         null_of.append(basis)
         mono_of.append(umono)
@@ -274,7 +280,7 @@ def solve_blocks(
                 rows.append(row)
         if rows:
             e = torch.stack(rows)
-            sol, dec, _ = null_space(e, what="block consistency", check_rows=False)
+            sol, dec, _ = null_space(e, what="block consistency", check_rows=False, scale_columns=False)
             info.consistency.append(dec)
         else:
             sol = torch.eye(K, dtype=theta.dtype)
