@@ -9,7 +9,8 @@ import torch
 from falab._checks import FalabInputError
 from falab.dynamics import Euler, Problem, simulate_discrete
 from falab.dynamics._modified_trapezoid import ModifiedTrapezoid
-from falab.experiments import p003_deep_linear_fa as p3
+from falab.experiments.p003 import runs as p3r
+from falab.experiments.p003 import systems as p3
 from falab.functional import SquaredLoss
 from falab.models import MLP, deep_linear
 from falab.rules import DirectFeedbackAlignment, FAStar, FeedbackAlignment
@@ -58,7 +59,7 @@ def test_k0_flow_limit_rate_and_invariant_against_closed_forms():
     d, lam = 2.0, 3.0
     ref = th.k0_limit(d, lam)
     ts = np.linspace(0, 4.0, 2001)
-    thetas, _ = p3.run_flow(p3.scalar_system(d, lam), p3.init7([-3.0, 0.5, 4.0], d), ts)
+    thetas, _ = p3r.run_flow(p3.scalar_system(d, lam), p3.init7([-3.0, 0.5, 4.0], d), ts)
     p = thetas[..., 0] * thetas[..., 1]
     assert np.abs(thetas[-1, :, 0] - ref.theta1).max() <= 1e-10
     assert np.abs(p[-1] - lam).max() <= 1e-10
@@ -71,8 +72,8 @@ def test_k0_flow_limit_rate_and_invariant_against_closed_forms():
 def test_vanishing_time_by_event_detection():
     d, lam = 2.0, 3.0
     theta0 = np.array([-1.0, -5.0])
-    _, traj = p3.run_flow(p3.scalar_system(d, lam), p3.init7(theta0, d), np.array([0.0, 1.0]),
-                          events=[p3._theta_event(k) for k in range(2)])
+    _, traj = p3r.run_flow(p3.scalar_system(d, lam), p3.init7(theta0, d), np.array([0.0, 1.0]),
+                          events=[p3.theta_event(k) for k in range(2)])
     for k, x in enumerate(theta0):
         assert float(traj.events[k][0]) == pytest.approx(th.vanishing_time(x, d, lam), abs=1e-8)
 
@@ -81,7 +82,7 @@ def test_general_init_flow_limit_with_three_roots():
     d, K, lam = 0.5, -4.0, 1.0
     r1, r2, r3 = th.cubic_roots(d, K, lam)
     starts = np.array([[r2 + 0.3, (r2 + 0.3) ** 2 / (2 * d) + K], [r2 - 0.3, (r2 - 0.3) ** 2 / (2 * d) + K]])
-    thetas, _ = p3.run_flow(p3.scalar_system(d, lam), starts, np.linspace(0, 40, 5))
+    thetas, _ = p3r.run_flow(p3.scalar_system(d, lam), starts, np.linspace(0, 40, 5))
     assert thetas[-1, 0, 0] == pytest.approx(r3, abs=1e-8)
     assert thetas[-1, 1, 0] == pytest.approx(r1, abs=1e-8)
     assert thetas[-1, :, 0] * thetas[-1, :, 1] == pytest.approx([lam, lam], abs=1e-8)
@@ -89,7 +90,7 @@ def test_general_init_flow_limit_with_three_roots():
 
 def test_modified_scheme_equals_the_scalar_recursions_26_27_and_28():
     d, lam, eta = 2.0, 3.0, 0.07
-    x = p3.run_discrete(p3.scalar_system(d, lam), np.array([[0.3, -0.2]]), ModifiedTrapezoid(lr=eta), 30)[:, 0]
+    x = p3r.run_discrete(p3.scalar_system(d, lam), np.array([[0.3, -0.2]]), ModifiedTrapezoid(lr=eta), 30)[:, 0]
     a, b = 0.3, -0.2
     for t in range(30):  # (26)-(27), written out independently
         a_new = a + eta * d * (lam - a * b)
@@ -97,7 +98,7 @@ def test_modified_scheme_equals_the_scalar_recursions_26_27_and_28():
         a = a_new
         assert x[t + 1] == pytest.approx([a, b], rel=1e-13, abs=1e-14)
     ds, lam3 = (2.0, 2.5, 1.0), 1.0
-    y = p3.run_discrete(p3.deep_scalar_system(ds, [lam3]), np.array([[0.1, 0.2, -0.3]]), ModifiedTrapezoid(lr=0.05), 20)[:, 0]
+    y = p3r.run_discrete(p3.deep_scalar_system(ds, [lam3]), np.array([[0.1, 0.2, -0.3]]), ModifiedTrapezoid(lr=0.05), 20)[:, 0]
     s = np.array([0.1, 0.2, -0.3])
     for t in range(20):  # (28): Gauss-Seidel, factor prod_{k<l} (theta_k^t + theta_k^{t+1}) / 2, error at time t
         e = lam3 - s.prod()
@@ -187,7 +188,7 @@ def test_modified_scheme_rejects_fa_star():
 
 def test_euler_identity_and_limit_point_t8():
     d, lam, eta = 2.0, 3.0, 0.05
-    x = p3.run_discrete(p3.scalar_system(d, lam), np.zeros((1, 2)), Euler(lr=eta), 300)[:, 0]
+    x = p3r.run_discrete(p3.scalar_system(d, lam), np.zeros((1, 2)), Euler(lr=eta), 300)[:, 0]
     s = np.concatenate([[0.0], np.cumsum(np.diff(x[:, 0]) ** 2)])
     assert np.abs(x[:, 1] - (x[:, 0] ** 2 - s) / (2 * d)).max() <= 1e-12
     assert abs(x[-1, 0] * x[-1, 1] - lam) <= 1e-10
@@ -198,7 +199,7 @@ def test_euler_identity_and_limit_point_t8():
 def test_modified_scheme_bound_t9():
     d, lam = 2.0, 3.0
     for eta in (0.05, 0.99 * th.modified_eta_max(d, lam)):
-        x = p3.run_discrete(p3.scalar_system(d, lam), np.zeros((1, 2)), ModifiedTrapezoid(lr=eta), 200)[:, 0]
+        x = p3r.run_discrete(p3.scalar_system(d, lam), np.zeros((1, 2)), ModifiedTrapezoid(lr=eta), 200)[:, 0]
         t = np.arange(201)
         assert np.abs(x[:, 1] - x[:, 0] ** 2 / (2 * d)).max() <= 1e-13
         assert np.all(np.abs(x[:, 0] * x[:, 1] - lam) <= th.modified_bound(t, eta, d, lam) + 1e-12)
@@ -209,14 +210,14 @@ def test_deep_flow_t5_and_modified_t10():
     dc = th.deep_constants(ds)
     r, rate = th.deep_limit(lam, ds)
     ts = np.linspace(0, 4.0, 2001)
-    thetas, _ = p3.run_flow(p3.deep_scalar_system(ds, [lam, lam]), p3.init11([-0.8, 1.9], ds), ts)
+    thetas, _ = p3r.run_flow(p3.deep_scalar_system(ds, [lam, lam]), p3.init11([-0.8, 1.9], ds), ts)
     for l in range(3):
         assert np.abs(thetas[..., l] - dc.c[l] * thetas[..., 0] ** (2 ** l)).max() <= 1e-10
     assert np.abs(thetas[-1, :, 0] - r).max() <= 1e-8
     p = thetas.prod(-1)
     assert th.fit_log_slope(ts, p[:, 0] - lam) == pytest.approx(rate, rel=0.02)
     eta = 0.05
-    y = p3.run_discrete(p3.deep_scalar_system(ds, [lam]), np.zeros((1, 3)), ModifiedTrapezoid(lr=eta), 300)[:, 0]
+    y = p3r.run_discrete(p3.deep_scalar_system(ds, [lam]), np.zeros((1, 3)), ModifiedTrapezoid(lr=eta), 300)[:, 0]
     for l in range(3):
         assert np.abs(y[:, l] - dc.c[l] * y[:, 0] ** (2 ** l)).max() <= 1e-13
     assert abs(y[-1, 0] - r) <= 1e-12
@@ -249,36 +250,16 @@ def test_covariance_data_reproduces_sigma():
     assert a.shape == (20, 5) and float(a.min()) >= 0.0
 
 
-def test_fig1b_experiment_quick():
-    from falab.experiments import EXPERIMENTS, RunContext
-
-    out = EXPERIMENTS["EXP-P003-Fig1b"].run(RunContext(quick=True, out_dir=__import__("pathlib").Path("/tmp/p003_test")))
-    (c,) = out.claims
-    assert c.id == "P003-O.zero" and c.verdict == "confirmed"
-    assert out.figures[0].exists()
-
-
-def test_all_p003_experiments_quick(tmp_path):
-    from falab.experiments import RunContext, experiments_for
-
-    seen = []
-    for e in experiments_for(["P003"]):
-        out = e.run(RunContext(quick=True, out_dir=tmp_path))
-        seen += [c.id for c in out.claims]
-        assert all(f.exists() for f in out.figures)
-    assert len(seen) == 15 and len(set(seen)) == 15
-
-
 def test_engine_flows_follow_the_reduced_odes_13_and_82():
     from scipy.integrate import solve_ivp
 
     d, lam, start = 0.5, 1.0, np.array([[0.4, -2.0]])
     K = th.invariant_K(0.4, -2.0, d)
     ts = np.linspace(0, 3, 7)
-    thetas, _ = p3.run_flow(p3.scalar_system(d, lam), start, ts)
+    thetas, _ = p3r.run_flow(p3.scalar_system(d, lam), start, ts)
     ref = solve_ivp(lambda t, y: th.reduced_rhs(y, d, K, lam), (0, 3), [0.4], t_eval=ts, rtol=1e-12, atol=1e-14)
     assert thetas[:, 0, 0] == pytest.approx(ref.y[0], abs=1e-9)
     ds = (2.0, 2.5, 1.0)
-    thetas, _ = p3.run_flow(p3.deep_scalar_system(ds, [1.0]), p3.init11([0.3], ds), ts)
+    thetas, _ = p3r.run_flow(p3.deep_scalar_system(ds, [1.0]), p3.init11([0.3], ds), ts)
     ref = solve_ivp(lambda t, y: th.reduced_deep_rhs(y, 1.0, ds), (0, 3), [0.3], t_eval=ts, rtol=1e-12, atol=1e-14)
     assert thetas[:, 0, 0] == pytest.approx(ref.y[0], abs=1e-9)

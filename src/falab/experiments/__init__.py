@@ -8,7 +8,7 @@ from . import (
     nn_practice,  # noqa: E402,F401
     p000_conservation,  # noqa: E402,F401
     p002_tensor_bias,  # noqa: E402,F401
-    p003_deep_linear_fa,  # noqa: E402,F401
+    p003,  # noqa: E402,F401
     p004_low_rank_fa,  # noqa: E402,F401
 )
 from ._catalog import CLAIMS, PAPERS

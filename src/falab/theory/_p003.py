@@ -73,12 +73,20 @@ def vanishing_time(theta0: float, d: float, lam: float) -> float:
 
     .. math:: T_0 = \frac{\pi}{3\sqrt3 r^2} + \frac{1}{3r^2}\ln\frac{(r-\theta_0)^2}{\theta_0^2 + r\theta_0 + r^2}
               - \frac{2}{\sqrt3 r^2}\arctan\frac{2\theta_0 + r}{\sqrt3 r}.
+
+    Evaluated in the equivalent cancellation-free form
+    :math:`\frac{1}{3r^2}\mathrm{log1p}\frac{-3r\theta_0}{\theta_0^2 + r\theta_0 + r^2}
+    + \frac{2}{\sqrt3 r^2}\,\mathrm{atan2}(-\sqrt3\theta_0,\ 2r + \theta_0)` (the printed terms cancel as
+    :math:`\theta_0 \to 0^-`, where :math:`T_0 \to 0`; the atan2 difference identity also covers :math:`\theta_0 < -2r`).
     """
     if not theta0 < 0:
         raise ValueError(f"Invalid theta0: {theta0} (expected a number < 0; the product only vanishes from below)")
     r = k0_root(d, lam)
-    return (math.pi / (3 * SQRT3 * r * r) + math.log((r - theta0) ** 2 / (theta0 ** 2 + r * theta0 + r * r)) / (3 * r * r)
-            - 2.0 / (SQRT3 * r * r) * math.atan((2 * theta0 + r) / (SQRT3 * r)))
+    if math.isinf(theta0):
+        return vanishing_time_limit(d, lam)
+    q = theta0 * theta0 + r * theta0 + r * r
+    return (math.log1p(-3.0 * r * theta0 / q) / (3 * r * r)
+            + 2.0 / (SQRT3 * r * r) * math.atan2(-SQRT3 * theta0, 2.0 * r + theta0))
 
 
 def vanishing_time_limit(d: float, lam: float) -> float:
@@ -118,12 +126,20 @@ def max_lambda_three_roots(d: float, K: float) -> float:
 
 def cardano_root(d: float, K: float, lam: float) -> float:
     r"""The single real root when :math:`\Delta < 0` (P003 eq. 62):
-    :math:`r = \sqrt[3]{d\lambda + \sqrt{d^2\lambda^2 + 8d^3K^3/27}} + \sqrt[3]{d\lambda - \sqrt{d^2\lambda^2 + 8d^3K^3/27}}`."""
+    :math:`r = \sqrt[3]{d\lambda + \sqrt{d^2\lambda^2 + 8d^3K^3/27}} + \sqrt[3]{d\lambda - \sqrt{d^2\lambda^2 + 8d^3K^3/27}}`.
+
+    Evaluated stably: :math:`u` is the cube root of the term without cancellation (:math:`d\lambda \pm \sqrt{\cdot}`
+    with the sign of :math:`\lambda`) and the other term is :math:`v = -2dK/(3u)` (since :math:`uv = -2dK/3`); the printed
+    difference of nearly equal numbers under the cube root loses every digit as :math:`K \to 0`.
+    """
     s = d * d * lam * lam + 8.0 * d ** 3 * K ** 3 / 27.0
     if s < 0:
         raise ValueError(f"Invalid (d, K, lambda): {(d, K, lam)} (expected Delta < 0, i.e. one real root)")
     q = math.sqrt(s)
-    return float(np.cbrt(d * lam + q) + np.cbrt(d * lam - q))
+    u = float(np.cbrt(d * lam + math.copysign(q, lam)))
+    if u == 0.0:
+        return 0.0
+    return u - 2.0 * d * K / (3.0 * u)
 
 
 def cubic_roots(d: float, K: float, lam: float) -> np.ndarray:
@@ -195,6 +211,28 @@ def factored_cubic_step_time(r1: float, r2: float, r3: float) -> float:
     at time :math:`\approx \delta\cdot 2/((r_3-r_2)(r_2-r_1))` (the printed roots (-2, 1, 2) do not sum to 0, so they
     cannot be roots of the depressed cubic of (13); claims.md P003-Fig5a)."""
     return 2.0 / ((r3 - r2) * (r2 - r1))
+
+
+@dataclass(frozen=True)
+class DepressedForm:
+    r"""A factored cubic :math:`\theta' = -\tfrac12(\theta - r_1)(\theta - r_2)(\theta - r_3)` written as the FA system (6):
+    :math:`\theta = \phi + s` with :math:`s = (r_1 + r_2 + r_3)/3`, and :math:`\phi` follows (13) with these ``d``, ``K``,
+    ``lam`` (roots :math:`r_j - s`, which sum to 0)."""
+
+    shift: float
+    d: float
+    K: float
+    lam: float
+
+
+def depressed_form(r1: float, r2: float, r3: float, d: float = 1.0) -> DepressedForm:
+    r"""Fig. 5a's cubic as system (6): with :math:`a_j = r_j - s`, :math:`2dK = a_1a_2 + a_1a_3 + a_2a_3` and
+    :math:`2d\lambda = a_1a_2a_3` (so :math:`\phi^3 + 2dK\phi - 2d\lambda = \prod_j(\phi - a_j)`). For the printed roots
+    (-2, 1, 2) this gives :math:`\lambda < 0`: they are the roots of the FA flow for a negative target, shifted by 1/3."""
+    s = (r1 + r2 + r3) / 3.0
+    a = (r1 - s, r2 - s, r3 - s)
+    e2 = a[0] * a[1] + a[0] * a[2] + a[1] * a[2]
+    return DepressedForm(s, d, e2 / (2.0 * d), a[0] * a[1] * a[2] / (2.0 * d))
 
 
 # ------------------------------------------------------------------------------------------------------ deep (Thm 5)
