@@ -308,3 +308,22 @@ def test_bench_peer_runs_in_its_own_interpreter(tmp_path):
     req = (PEER_SCRIPT.parent / "biotorch-requirements.txt").read_text()
     assert "biotorch==0.0.16 --hash=sha256:03d6764c8f39110327439e14027155d10c188849cbccc429f0d4a73441dbfccd" in req
     assert "biotorch" not in sys.modules
+
+
+@pytest.mark.parametrize("command", ["run", "train", "reproduce"])
+def test_read_only_out_is_refused_before_anything_runs(command, tmp_path, capsys, monkeypatch):
+    """A directory we may not write into (simulated: the tests run as root, which may write anywhere)."""
+    import falab._io
+
+    real = falab._io._writable
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    monkeypatch.setattr(falab._io, "_writable", lambda p: False if Path(p) == ro else real(p))
+    args = {"run": ["run", str(_write(tmp_path, BASE))], "train": ["train", str(_write(tmp_path, {"epochs": 1}))],
+            "reproduce": ["reproduce", "P004"]}[command]
+    code, _, err = _run_cli([*args, "--out", str(ro)], capsys)
+    assert code == 2 and err.strip() == f"error: Invalid --out: '{ro}' (expected a writable directory)"
+    code, _, err = _run_cli([*args, "--out", str(ro / "new")], capsys)
+    assert code == 2 and err.strip() == (f"error: Invalid --out: '{ro / 'new'}' (expected a directory that can be "
+                                         f"created ({ro} is not writable))")
+    assert list(ro.iterdir()) == []

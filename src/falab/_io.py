@@ -157,6 +157,11 @@ def load_yaml_file(path: str | Path, *, limit: int = MAX_CONFIG_BYTES) -> Any:
 # ---------------------------------------------------------------------------------------------------- output paths
 
 
+def _writable(directory: Path) -> bool:
+    """Whether this process may create entries in ``directory``."""
+    return os.access(directory, os.W_OK | os.X_OK)
+
+
 def check_out_dir(out: str | Path | None, name: str = "out") -> Path:
     """Validate an output directory and return it resolved (once: later writes use this path); creates nothing.
 
@@ -175,7 +180,7 @@ def check_out_dir(out: str | Path | None, name: str = "out") -> Path:
     if p.exists():
         if not p.is_dir():
             raise invalid(name, raw, "a directory (this path is an existing file)")
-        if not os.access(p, os.W_OK | os.X_OK):
+        if not _writable(p):
             raise invalid(name, raw, "a writable directory")
         return p
     parent = p.parent
@@ -183,7 +188,7 @@ def check_out_dir(out: str | Path | None, name: str = "out") -> Path:
         parent = parent.parent
     if not parent.is_dir():
         raise invalid(name, raw, f"a path whose parent is a directory ({parent} is a file)")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not _writable(parent):
         raise invalid(name, raw, f"a directory that can be created ({parent} is not writable)")
     return p
 
