@@ -327,3 +327,25 @@ def test_read_only_out_is_refused_before_anything_runs(command, tmp_path, capsys
     assert code == 2 and err.strip() == (f"error: Invalid --out: '{ro / 'new'}' (expected a directory that can be "
                                          f"created ({ro} is not writable))")
     assert list(ro.iterdir()) == []
+
+
+def test_interrupted_train_keeps_the_finished_runs(tmp_path, capsys, monkeypatch):
+    import json
+
+    import falab.nn._train as tr
+
+    real, calls = tr.train_one, []
+
+    def one_then_interrupt(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tr, "train_one", one_then_interrupt)
+    cfg = _write(tmp_path, {"models": ["mlp"], "rules": ["bp", "fa"], "seeds": [0], "epochs": 1, "hidden": 8})
+    code, _, err = _run_cli(["train", str(cfg), "--out", str(tmp_path / "out")], capsys)
+    assert code == 130
+    assert err.strip().splitlines()[-1].startswith("interrupted: kept --out/runs.json with every run finished")
+    runs = json.loads((tmp_path / "out" / "runs.json").read_text())
+    assert [r["rule"] for r in runs] == ["bp"]

@@ -262,7 +262,7 @@ def train(
 # What an interrupted command leaves in its output directory (the one line printed with exit code 130).
 KEPT = {
     "run": "nothing new in --out (a run writes its results when the simulation ends)",
-    "train": "nothing new in --out (train writes its results when the grid ends)",
+    "train": "--out/runs.json with every run finished before the interrupt (the summary is written at the end)",
     "reproduce": "--out/report.md and claims.json with every experiment finished before the interrupt",
     "bench": "the figures printed above (--json is written at the end)",
 }

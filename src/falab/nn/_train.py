@@ -333,6 +333,8 @@ def train_from_config(config: str | Path | Mapping[str, Any] | TrainConfig, out_
                         if progress is not None:
                             progress(f"{ds}/{mk}/{rule}/seed {seed}")
                         runs.append(train_one(cfg, split, mk, rule, seed))
+                        # after every run, so that an interrupted grid keeps the runs it finished
+                        atomic_write_text(out / "runs.json", json.dumps(runs, indent=1, default=float))
                 from ..plots._nn import plot_learning_curves
 
                 sel = [r for r in runs if r["dataset"] == ds and r["model"] == mk]
