@@ -6,7 +6,7 @@ Importing this package registers every experiment. Import order is the order of 
 # Each paper module registers its experiments on import (order = report order).
 from . import (
     nn_practice,  # noqa: E402,F401
-    p000_conservation,  # noqa: E402,F401
+    p000,  # noqa: E402,F401
     p002_tensor_bias,  # noqa: E402,F401
     p003,  # noqa: E402,F401
     p004_low_rank_fa,  # noqa: E402,F401

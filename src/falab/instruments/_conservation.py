@@ -111,39 +111,106 @@ def fa_step_change(
 
 
 class FAStepIdentity:
-    """An ``on_step`` monitor for :func:`falab.dynamics.simulate_discrete`: at every step, the relative violation of
+    r"""An ``on_step`` monitor for :func:`falab.dynamics.simulate_discrete`: at every step, the relative violation of
     ``Delta Q_i = 0.5 ||Delta W_i||^2`` for each FA pair, and the accumulated predicted drift.
 
     ``max_rel_violation`` is ``max_k |measured - predicted| / max(predicted, tiny)`` per pair (ensemble-wide max).
     Pairs without a feedback matrix (DFA's pairs below the last one, which have no law) report NaN.
+
+    Other arguments (keyword-only):
+        eta: take the step as :math:`\Delta W = -\eta\,\mathrm{update}` (the Euler step in exact arithmetic) instead
+            of the float difference of the iterates; once the loss reaches its round-off floor that difference is the
+            rounding of ``W`` and no identity survives it.
+        relative_to: ``'predicted'`` (default) or ``'terms'``: the violation relative to the sum of the magnitudes of
+            the terms that cancel in :math:`\Delta Q_i` (a floating-point-exact identity then reads ~1e-16 even when
+            the step is tiny).
+        per_neuron: also monitor, per hidden unit j, :math:`\Delta q_{i,j} = \tfrac12\|\Delta W_i[j,:]\|^2
+            (+\tfrac12\Delta b_{i,j}^2)` (``max_rel_neuron``, per pair).
+        matrix: also monitor the linear-net matrix form :math:`\Delta C_i = \Delta W_i\Delta W_i^T`
+            (``max_rel_matrix``, per pair; relative to the norms of the cancelling terms).
+        feedback: a fixed ``{layer: B}`` mapping to use instead of ``rule.feedback_used`` (e.g. a variant law).
+        per_member: keep the ensemble's leading dimensions (violations ``(..., pairs)``) instead of the ensemble max.
     """
 
-    def __init__(self, model: AbstractLayeredModel, rule, state: Mapping[str, Tensor]) -> None:
+    def __init__(self, model: AbstractLayeredModel, rule, state: Mapping[str, Tensor], *, eta: float | None = None,
+                 relative_to: str = "predicted", per_neuron: bool = False, matrix: bool = False,
+                 feedback: Mapping[int, Tensor] | None = None, per_member: bool = False) -> None:
+        if relative_to not in ("predicted", "terms"):
+            raise ValueError(f"Invalid relative_to: {relative_to!r} (expected 'predicted' or 'terms')")
         self.model, self.rule, self.state = model, rule, state
+        self.eta, self.relative_to, self.per_neuron, self.matrix = eta, relative_to, per_neuron, matrix
+        self.feedback, self.per_member = feedback, per_member
         self.max_rel_violation: Tensor | None = None
+        self.max_rel_neuron: Tensor | None = None
+        self.max_rel_matrix: Tensor | None = None
         self.predicted_drift: Tensor | None = None
         self.steps = 0
 
-    def __call__(self, k: int, params: Params, update: Params, new: Params) -> None:
-        del k, update
+    def _steps(self, params: Params, update: Params, new: Params) -> tuple[list[Tensor], list[Tensor | None]]:
         m = self.model
+        if self.eta is not None:
+            return ([-self.eta * g for g in m.layer_weights(update)],
+                    [None if g is None else -self.eta * g for g in m.layer_biases(update)])
         ws, wn = m.layer_weights(params), m.layer_weights(new)
         bs, bn = m.layer_biases(params), m.layer_biases(new)
-        fb = self.rule.feedback_used(m, params, self.state)
-        rel, pred_all = [], []
+        return [b - a for a, b in zip(ws, wn)], [None if a is None else b - a for a, b in zip(bs, bn)]
+
+    def __call__(self, k: int, params: Params, update: Params, new: Params) -> None:
+        del k
+        m = self.model
+        ws, bs = m.layer_weights(params), m.layer_biases(params)
+        dws, dbs = self._steps(params, update, new)
+        fb = self.feedback if self.feedback is not None else self.rule.feedback_used(m, params, self.state)
+        red = (lambda t: t) if self.per_member else (lambda t: t.max())
+        rel, rel_n, rel_c, pred_all = [], [], [], []
         for i in range(len(ws) - 1):
+            nan = torch.full(ws[i].shape[:-2], float("nan"), dtype=ws[i].dtype)
             if i + 2 not in fb:  # no feedback matrix for this pair (DFA below the last pair): no law, NaN
-                nan = torch.full(ws[i].shape[:-2], float("nan"), dtype=ws[i].dtype)
-                rel.append(torch.tensor(float("nan"), dtype=ws[i].dtype))
-                pred_all.append(nan)
+                rel.append(red(nan)), rel_n.append(red(nan)), rel_c.append(red(nan)), pred_all.append(nan)
                 continue
-            db = None if bs[i] is None else bn[i] - bs[i]
-            meas, pred = fa_step_change(ws[i], ws[i + 1], fb[i + 2], wn[i] - ws[i], wn[i + 1] - ws[i + 1], bs[i], db)
+            meas, pred, terms = _row_changes(ws[i], fb[i + 2], dws[i], dws[i + 1], bs[i], dbs[i])
             tiny = torch.finfo(pred.dtype).tiny
-            rel.append(((meas - pred).abs() / torch.clamp(pred, min=tiny)).max())
-            pred_all.append(pred)
-        r = torch.stack(rel)
-        p = torch.stack(pred_all, dim=-1)
-        self.max_rel_violation = r if self.max_rel_violation is None else torch.maximum(self.max_rel_violation, r)
+            if self.relative_to == "terms":
+                rel.append(red((meas.sum(-1) - pred.sum(-1)).abs() / (terms.sum(-1) + tiny)))
+                rel_n.append(red(((meas - pred).abs() / (terms + tiny)).amax(-1)))
+            else:
+                rel.append(red((meas.sum(-1) - pred.sum(-1)).abs() / torch.clamp(pred.sum(-1), min=tiny)))
+                rel_n.append(red(((meas - pred).abs() / torch.clamp(pred, min=tiny)).amax(-1)))
+            rel_c.append(red(_matrix_violation(ws[i], fb[i + 2], dws[i], dws[i + 1]) if self.matrix else nan))
+            pred_all.append(pred.sum(-1))
+        self._accumulate(torch.stack(rel, -1), torch.stack(rel_n, -1), torch.stack(rel_c, -1),
+                         torch.stack(pred_all, dim=-1))
+
+    def _accumulate(self, r: Tensor, rn: Tensor, rc: Tensor, p: Tensor) -> None:
+        def mx(old: Tensor | None, new: Tensor) -> Tensor:
+            return new if old is None else torch.fmax(old, new)
+
+        self.max_rel_violation = mx(self.max_rel_violation, r)
+        if self.per_neuron:
+            self.max_rel_neuron = mx(self.max_rel_neuron, rn)
+        if self.matrix:
+            self.max_rel_matrix = mx(self.max_rel_matrix, rc)
         self.predicted_drift = p if self.predicted_drift is None else self.predicted_drift + p
         self.steps += 1
+
+
+def _row_changes(w: Tensor, b: Tensor, dw: Tensor, dwn: Tensor, bias: Tensor | None,
+                 db: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """Per hidden unit j: the measured change of q_j in expanded form, its prediction 0.5||dW[j,:]||^2 (+0.5 db_j^2),
+    and the sum of the magnitudes of the terms that cancel (the scale of the round-off of the measurement)."""
+    meas, terms = (w * dw).sum(-1), (w * dw).abs().sum(-1)
+    pred = 0.5 * (dw * dw).sum(-1)
+    if bias is not None and db is not None:
+        meas, terms, pred = meas + bias * db, terms + (bias * db).abs(), pred + 0.5 * db * db
+    cross = dwn * b
+    return meas + pred - cross.sum(-2), pred, terms + pred + cross.abs().sum(-2)
+
+
+def _matrix_violation(w: Tensor, b: Tensor, dw: Tensor, dwn: Tensor) -> Tensor:
+    """``||Delta C - dW dW^T|| / (2||W dW^T|| + 2||B^T dW_next|| + ||dW dW^T||)`` per ensemble member."""
+    cross = b.transpose(-1, -2) @ dwn
+    wdw, dd = w @ dw.transpose(-1, -2), dw @ dw.transpose(-1, -2)
+    dc = wdw + wdw.transpose(-1, -2) + dd - cross - cross.transpose(-1, -2)
+    norm = torch.linalg.matrix_norm
+    scale = 2 * norm(wdw) + 2 * norm(cross) + norm(dd)
+    return norm(dc - dd) / (scale + torch.finfo(w.dtype).tiny)

@@ -28,7 +28,7 @@ def plot_fig1_ratio(lin: Any, relu: Any, readings: Sequence[tuple[str, str]], pa
             ax.plot(runs.t_euler, runs.q_euler[:, i] / runs.q_euler[0, i], _STYLES.get(tuple(rd), "-"),
                     label=f"Euler, {_label(rd)}")
             ax.plot(runs.t_flow, runs.q_flow[:, i] / runs.q_flow[0, i], ".", ms=3, color=ax.lines[-1].get_color())
-        ax.set_title(f"{title} (dots: flow, {runs.flow_solver})", fontsize=9)
+        ax.set_title(f"{title} (dots: flow, {runs.solver})", fontsize=9)
         ax.set_xlabel("time t = eta k")
         ax.set_ylabel("ratio to t = 0")
         ax.ticklabel_format(useOffset=False, axis="y")
@@ -56,13 +56,14 @@ def plot_fig2_loss(lin: Any, relu: Any, readings: Sequence[tuple[str, str]], eta
     return path
 
 
-def plot_minnorm(r: dict[str, Any], arms: Sequence[str], path: Path) -> Path:
-    """||w(t) - X^+y|| / ||X^+y|| (flow and Euler) and the fraction of w outside span(X^T), per initialisation."""
+def plot_minnorm(r: Any, arms: Sequence[str], path: Path) -> Path:
+    """||w(t) - X^+y|| / ||X^+y|| (flow and Euler) and the fraction of w outside span(X^T), per initialisation
+    (first seed: members 0 .. len(arms) - 1)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for i, arm in enumerate(arms):
-        line = axes[0].semilogy(r["flow_t"], np.maximum(r["flow_rel"][:, i], 1e-17), label=arm)[0]
-        axes[0].semilogy(r["euler_t"], np.maximum(r["euler_rel"][:, i], 1e-17), ":", color=line.get_color())
-        axes[1].semilogy(r["flow_t"], np.maximum(r["flow_perp_fraction"][:, i], 1e-17), color=line.get_color())
+        line = axes[0].semilogy(r.flow_t, np.maximum(r.flow_rel[:, i], 1e-17), label=arm)[0]
+        axes[0].semilogy(r.euler_t, np.maximum(r.euler_rel[:, i], 1e-17), ":", color=line.get_color())
+        axes[1].semilogy(r.flow_t, np.maximum(r.flow_perp_fraction[:, i], 1e-17), color=line.get_color())
     axes[0].set_title("||w(t) - X^+ y|| / ||X^+ y||  (solid: flow, dotted: Euler)", fontsize=9)
     axes[1].set_title("||P_perp w(t)|| / ||w(t)||  (flow)", fontsize=9)
     for ax in axes:
