@@ -25,7 +25,9 @@ from falab.rules import (
     Backprop,
     BatchRandomMagnitudeSignFeedback,
     DirectFeedbackAlignment,
+    FAStar,
     FeedbackAlignment,
+    UniformSignFeedback,
 )
 
 torch.set_num_threads(1)
@@ -181,3 +183,68 @@ def test_cli_writes_report(tmp_path, capsys):
     assert [e["complete"] for e in data["entries"]] == [True, True]
     md = (tmp_path / "out" / "laws.md").read_text()
     assert "## fa × identity × (3, 4, 2)" in md and "(B^T W2 + W2^T B) with B = B2" in md
+
+
+def test_dfa_last_pair_and_linear_pair_laws():
+    # relu DFA, three layers: the last pair's law (claims.md §1.9), per neuron; none at the first pair
+    model = MLP((3, 3, 3, 2), "relu")
+    rule = DirectFeedbackAlignment()
+    d = discover(model, rule, verify_flow=False)
+    f = _field_of(d, model, rule)
+    mon = Monomials(f.D, d.monomials)
+    d2t = f.state["D2"]  # D_2^T, W_3's shape
+    last = sum(0.5 * _gram(f, mon, "W2", j, j) - 0.5 * _cross(f, mon, "W3", d2t, j, j) for j in range(3))
+    assert in_span(d.basis, last) < 1e-9
+    assert [r.kind for r in d.readable] == ["per-neuron"] and "layer 2" in d.readable[0].text
+    # linear DFA: the pair (1, 2) law with B = (D_2^+)^T D_1^T (claims.md §1.9), trace form
+    lin = MLP((3, 3, 3, 2), "identity")
+    d = discover(lin, rule, verify_flow=False)
+    f = _field_of(d, lin, rule)
+    mon = Monomials(f.D, d.monomials)
+    b = torch.linalg.pinv(f.state["D2"].T).T @ f.state["D1"]
+    pair = sum(0.5 * _gram(f, mon, "W1", j, j) - 0.5 * _cross(f, mon, "W2", b, j, j) for j in range(3))
+    assert in_span(d.basis, pair) < 1e-9
+    assert d.certificate.complete
+
+
+def test_fa_star_identity_and_deep_fa_matrix_laws():
+    # FA* (P004 Fact 3): Z^T Z = W1 W1^T is conserved (the last layer is slaved, not a coordinate)
+    model = MLP((4, 2, 3), "identity")
+    d = discover(model, FAStar(), verify_flow=True)
+    f = _field_of(d, model, FAStar())
+    mon = Monomials(f.D, d.monomials)
+    assert f.names == ["W1"]
+    for j, k in ((0, 0), (0, 1), (1, 1)):
+        assert in_span(d.basis, _gram(f, mon, "W1", j, k)) < 1e-9
+    assert d.certificate.complete and d.flow_drift <= 1e-10
+    assert any(r.kind == "matrix" and r.known for r in d.readable)
+    # three-layer linear FA: the matrix law at both hidden layers
+    d = discover(MLP((3, 3, 3, 2), "identity"), FeedbackAlignment())
+    kinds = [(r.kind, r.text.split(":")[0]) for r in d.readable]
+    assert ("matrix", "layer 1") in kinds and ("matrix", "layer 2") in kinds
+    assert d.certificate.complete and d.flow_drift <= 1e-10
+
+
+def test_sign_symmetry_within_its_orthant():
+    d = discover(MLP((3, 3, 2), "relu"), FeedbackAlignment(UniformSignFeedback()))
+    assert d.n_laws == 3 and d.certificate.complete
+    law = d.readable[0]
+    assert law.kind == "per-neuron" and not law.known  # sign symmetry: not stated in the seeds
+    assert "sign orthant" in d.certificate.assumptions
+
+
+def test_degree_three_on_request():
+    d = discover(MLP((2, 3, 1), "relu"), FeedbackAlignment(), Polynomials(degree=3), verify_flow=False)
+    d2 = discover(MLP((2, 3, 1), "relu"), FeedbackAlignment(), verify_flow=False)
+    # the degree-3 space contains the degree-2 one; the number of independent laws does not change
+    assert d.n_laws >= d2.n_laws and d.certificate.independent == d2.certificate.independent
+
+
+@pytest.mark.slow
+def test_scaling_d220_within_a_minute():
+    import time
+
+    t = time.perf_counter()
+    d = discover(MLP((10, 10, 10, 2), "relu"), FeedbackAlignment(), verify_flow=False, readable=False)
+    assert time.perf_counter() - t < 60
+    assert d.D == 220 and d.n_laws == 20 and d.certificate.complete

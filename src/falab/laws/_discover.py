@@ -318,6 +318,8 @@ def discover(
         if direct:
             fb_used = {}
         laws = describe(f, basis, mons, fb_used, direct)
+        for law in laws:
+            law.known = _stated_in_seeds(rule, model, law)
     seconds = time.perf_counter() - t_start - seconds_cert
     drift, status = None, "not run"
     if verify_flow and basis.shape[1]:
@@ -377,6 +379,23 @@ def generic_point(f: Field, g: torch.Generator, candidates: int = 6) -> Tensor:
         if r > best_rank:
             best, best_rank = th, r
     return best
+
+
+def _stated_in_seeds(rule: AbstractLearningRule, model: MLP, law: ReadableLaw) -> bool:
+    """Whether claims.md §1.9 states this law (else it is reported as falab's finding, with its flow drift).
+
+    §1.9 states: GD per-neuron / matrix (linear) balancedness; FA trace, per-neuron and matrix (linear) forms with
+    fixed B; DFA's last-pair and linear-pair laws in trace form only; FA*'s Z^T Z (linear). Not stated: linear
+    laws and their products, sign-symmetry feedback, DFA's per-neuron/matrix forms, FA*'s ReLU per-neuron form."""
+    if law.kind not in ("matrix", "per-neuron", "trace"):
+        return False
+    if sign_tracking(rule):
+        return False
+    if rule.name == "dfa":
+        return law.kind == "trace"
+    if rule.name == "fa_star":
+        return law.kind == "matrix" and all(a.name == "identity" for a in model.activations)
+    return rule.name in ("bp", "fa")
 
 
 def _rule_label(rule: AbstractLearningRule) -> str:

@@ -130,6 +130,28 @@ def decide_rank(sv: Tensor, n_rows: int, n_cols: int) -> RankDecision:
     return RankDecision(n_cols, n_rows, n_cols - (i + 1), float(rel_full[i]), float(rel_full[i + 1]))
 
 
+GRAM_COLS = 192  # blocks at least this wide use the Gram route (about 4x faster than the SVD here)
+
+
+def _gram_svd(a: Tensor) -> tuple[Tensor, Tensor]:
+    """Singular values (descending) and right vectors of a tall ``a`` from ``eigh(a^T a)``.
+
+    The Gram matrix squares the condition number, so its small eigenvalues only say *which* directions are nearly
+    null (relative sigma below 1e-6); their singular values are then measured directly as ``||a u||``, which is
+    accurate to rounding. Kept singular values (large) are accurate from the eigenvalues."""
+    w, u = torch.linalg.eigh(a.T @ a)  # ascending
+    w, u = w.flip(0), u.flip(1)
+    sv = torch.sqrt(w.clamp_min(0.0))
+    cand = sv <= 1e-6 * sv[0]
+    if bool(cand.any()):
+        direct = (a @ u[:, cand]).norm(dim=0)
+        sv = sv.clone()
+        sv[cand] = direct
+        order = torch.argsort(sv, descending=True, stable=True)
+        sv, u = sv[order], u[:, order]
+    return sv, u.T
+
+
 def null_space(a: Tensor, *, what: str, check_rows: bool = True,
                scale_columns: bool = True) -> tuple[Tensor, RankDecision, Tensor]:
     """Null space of ``a (rows, cols)`` with rows and columns scaled to unit norm.
@@ -151,7 +173,11 @@ def null_space(a: Tensor, *, what: str, check_rows: bool = True,
         raise LawDiscoveryError(
             f"too few samples for {what}: {a.shape[0]} nonzero equations for {cols} unknowns (rank deficient by "
             f"construction; raise n_samples)")
-    _, sv, vh = torch.linalg.svd(a, full_matrices=True)
+    if cols >= GRAM_COLS and a.shape[0] >= cols:
+        sv, vh = _gram_svd(a)
+    else:
+        # only V is needed: the thin SVD when there are at least as many rows as columns
+        _, sv, vh = torch.linalg.svd(a, full_matrices=a.shape[0] < cols)
     dec = decide_rank(sv, a.shape[0], cols)
     if dec.null_dim and dec.null_dim < cols and dec.margin < MIN_MARGIN:
         raise LawDiscoveryError(
@@ -221,8 +247,10 @@ def solve_blocks(
             mono_of.append(torch.zeros(0, dtype=torch.long))
             continue
         umono, local = torch.unique(terms.mono[sel], return_inverse=True)
-        vals = term_values(terms, sel, theta, v)
-        a = torch.zeros(theta.shape[0], umono.numel(), dtype=theta.dtype).index_add_(1, local, vals)
+        # a small block needs only a few rows more than its unknowns (the SVD costs rows x cols^2)
+        n_rows = min(theta.shape[0], max(2 * umono.numel() + 16, theta.shape[0] // 4))
+        vals = term_values(terms, sel, theta[:n_rows], v[:n_rows])
+        a = torch.zeros(n_rows, umono.numel(), dtype=theta.dtype).index_add_(1, local, vals)
         basis, dec, _ = null_space(a, what=f"character block {c} ({umono.numel()} monomials)")
         info.decisions.append(dec)
         info.max_cols = max(info.max_cols, umono.numel())
