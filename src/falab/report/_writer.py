@@ -7,27 +7,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._io import atomic_write_text
 from ..experiments._catalog import CLAIMS, PAPERS, paper_of
 from ..experiments._claims import VERDICTS
 from ..experiments._engine import ExperimentRecord
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_safe(v: Any) -> Any:
@@ -124,7 +111,7 @@ def write_report(records: Sequence[ExperimentRecord], out_dir: Path, *, papers: 
     """Write ``claims.json`` and ``report.md`` under ``out_dir`` atomically; returns their paths."""
     rows = claim_rows(records)
     claims_path, report_path = out_dir / "claims.json", out_dir / "report.md"
-    _write_atomic(claims_path, json.dumps(_json_safe(rows), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(claims_path, json.dumps(_json_safe(rows), indent=2, allow_nan=False) + "\n")
     counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
     numerical = sum(bool(r.get("numerical")) for r in rows)
     seed_text = f"seeds {', '.join(map(str, seeds))}" if seeds else "one seed"
@@ -171,5 +158,5 @@ def write_report(records: Sequence[ExperimentRecord], out_dir: Path, *, papers: 
             figs = r.measured.figures if r.measured else (r.legacy.figures if r.legacy is not None else [])
             for fig in figs:
                 lines += [f"![{Path(fig).stem}]({os.path.relpath(fig, out_dir)})", ""]
-    _write_atomic(report_path, "\n".join(lines) + "\n")
+    atomic_write_text(report_path, "\n".join(lines) + "\n")
     return claims_path, report_path
