@@ -263,3 +263,20 @@ def test_engine_flows_follow_the_reduced_odes_13_and_82():
     thetas, _ = p3r.run_flow(p3.deep_scalar_system(ds, [1.0]), p3.init11([0.3], ds), ts)
     ref = solve_ivp(lambda t, y: th.reduced_deep_rhs(y, 1.0, ds), (0, 3), [0.3], t_eval=ts, rtol=1e-12, atol=1e-14)
     assert thetas[:, 0, 0] == pytest.approx(ref.y[0], abs=1e-9)
+
+
+def test_eq8_instrument_is_the_gd_gradient_when_the_feedback_is_the_transposed_forward_path():
+    from falab.instruments._p003 import linear_fa_update
+
+    gen = torch.Generator().manual_seed(8)
+    ws = [torch.randn(5, 4, generator=gen, dtype=DT), torch.randn(3, 5, generator=gen, dtype=DT),
+          torch.randn(2, 3, generator=gen, dtype=DT)]
+    a = torch.randn(4, 4, generator=gen, dtype=DT)
+    sxx, sxy = a @ a.T, torch.randn(2, 4, generator=gen, dtype=DT)
+    ms = [(ws[2] @ ws[1]).T, ws[2].T]  # M_l = (W_L ... W_{l+1})^T turns eq. (8) into GD
+    wr = [w.clone().requires_grad_(True) for w in ws]
+    theta = wr[2] @ wr[1] @ wr[0]
+    loss = 0.5 * torch.trace(theta @ sxx @ theta.T) - torch.trace(sxy.T @ theta)  # population loss up to a constant
+    grads = torch.autograd.grad(loss, wr)
+    for g, u in zip(grads, linear_fa_update(ws, ms, sxx, sxy)):
+        assert torch.allclose(u, g, rtol=1e-12, atol=1e-12)

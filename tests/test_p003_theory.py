@@ -117,3 +117,119 @@ def test_fit_log_slope_recovers_an_exponential():
     t = np.linspace(0, 10, 1001)
     assert th.fit_log_slope(t, 2.0 * np.exp(-1.7 * t)) == pytest.approx(1.7, rel=1e-10)
     assert math.isnan(th.fit_log_slope(t[:2], np.ones(2) * 1e-5))
+
+
+# ------------------------------------------------------------------ closed forms over their domain, independent routes
+def _brentq_roots(d, K, lam):
+    """Real roots of theta^3 + 2dK theta - 2d lambda by bracketing between the critical points (brentq, xtol ~ 0)."""
+    from scipy.optimize import brentq
+
+    def p(x):
+        return x ** 3 + 2 * d * K * x - 2 * d * lam
+    big = 2.0 * (1.0 + abs(2 * d * K) ** 0.5 + abs(2 * d * lam) ** (1 / 3))
+    cuts = [-big, big]
+    if K < 0:
+        c = math.sqrt(-2 * d * K / 3)
+        cuts = [-big, -c, c, big]
+    roots = []
+    for a, b in zip(cuts, cuts[1:]):
+        if p(a) == 0:
+            roots.append(a)
+        elif p(a) * p(b) < 0:
+            roots.append(brentq(p, a, b, xtol=1e-300, rtol=8.9e-16, maxiter=500))
+    return np.array(sorted(roots))
+
+
+_D = (1e-3, 0.5, 2.0, 50.0)
+_LAM = (1e-9, 0.3, 3.0, 1e3)
+
+
+def _k_grid(d, lam):
+    kt = th.delta_threshold_K(d, lam)
+    return (-1e3 * abs(kt), 2 * kt, kt * (1 + 1e-3), kt * (1 - 1e-3), -1e-10, 0.0, 1e-10, 1e-3, 5.0, 1e4)
+
+
+@pytest.mark.parametrize("d", _D)
+@pytest.mark.parametrize("lam", _LAM)
+def test_cubic_roots_against_brentq_over_the_domain(d, lam):
+    for K in _k_grid(d, lam):
+        ours, ref = th.cubic_roots(d, K, lam), _brentq_roots(d, K, lam)
+        assert ours.size == ref.size, (d, K, lam)
+        np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=0, err_msg=f"d={d} K={K} lam={lam}")
+        if ours.size == 1:
+            assert th.cardano_root(d, K, lam) == pytest.approx(ref[0], rel=1e-12, abs=0)
+
+
+def test_cardano_as_K_goes_to_zero_keeps_every_digit():
+    # the printed form cbrt(dl + q) + cbrt(dl - q) loses the digits here; the stable one keeps them
+    d, lam = 2.0, 3.0
+    for K in (1e-4, 1e-6, 1e-9, -1e-9, -1e-6):
+        ref = _brentq_roots(d, K, lam)[-1]
+        assert th.cardano_root(d, K, lam) == pytest.approx(ref, rel=1e-13, abs=0)
+    assert th.cardano_root(2.0, 0.0, 0.0) == 0.0
+
+
+@pytest.mark.parametrize("d,lam", [(0.05, 0.2), (2.0, 3.0), (7.0, 40.0)])
+def test_vanishing_time_against_quadrature_including_both_edges(d, lam):
+    from scipy.integrate import quad
+
+    r = th.k0_root(d, lam)
+    for theta0 in (-1e-9 * r, -1e-4 * r, -0.3 * r, -r, -2 * r, -2.5 * r, -20 * r, -1e4 * r):
+        # T_0 = int_{theta_0}^0 2 / (r^3 - theta^3) d theta (from theta_1' = (r^3 - theta_1^3)/2 under K = 0)
+        ref, err = quad(lambda x: 2.0 / (r ** 3 - x ** 3), theta0, 0.0, epsabs=0, epsrel=2e-14, limit=200)
+        assert th.vanishing_time(theta0, d, lam) == pytest.approx(ref, rel=1e-12, abs=0), theta0
+    big = -1e8 * r
+    assert th.vanishing_time(big, d, lam) == pytest.approx(th.vanishing_time_limit(d, lam), rel=1e-7)
+    assert th.vanishing_time(-math.inf, d, lam) == th.vanishing_time_limit(d, lam)
+
+
+def test_k0_time_against_quadrature():
+    from scipy.integrate import quad
+
+    d, lam = 0.7, 1.3
+    r = th.k0_root(d, lam)
+    for a, b in ((-3.0, 0.5), (0.0, 0.99 * r), (4.0, 1.01 * r), (-50.0, -1.0)):
+        ref, _ = quad(lambda x: 2.0 / (r ** 3 - x ** 3), a, b, epsabs=0, epsrel=2e-14, limit=200)
+        assert float(th.k0_time(a, b, d, lam)) == pytest.approx(ref, rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("ds", [(2.0, 2.5, 1.0), (0.01, 1.0), (3.0, 0.2, 5.0, 1.0)])
+@pytest.mark.parametrize("lam", [1e-6, 1.0, 50.0])
+def test_deep_limit_and_rate_against_brentq_and_a_derivative(ds, lam):
+    from scipy.optimize import brentq
+
+    dc = th.deep_constants(ds)
+    r, rate = th.deep_limit(lam, ds)
+    ref = brentq(lambda x: lam - dc.K * x ** dc.gamma, 0.0, 10 * (1 + (lam / dc.K) ** (1 / dc.gamma)), xtol=1e-300,
+                 rtol=8.9e-16)
+    assert r == pytest.approx(ref, rel=1e-12)
+    # local rate = -d/dx of the reduced field (82) at r, exact derivative d_1 gamma K r^(gamma - 1)
+    assert rate == pytest.approx(ds[0] * dc.gamma * dc.K * ref ** (dc.gamma - 1), rel=1e-12)
+    assert th.deep_modified_eta_max(lam, ds) == pytest.approx(1.0 / rate, rel=1e-12)
+
+
+def test_backward_step_time_is_the_inverse_repelling_rate_near_the_threshold():
+    d = 0.5
+    for lam in (1e-6, 0.5, 3.0):
+        for K in (th.delta_threshold_K(d, lam) * (1 + 1e-3), -4.0 if lam < 3.07 else -10.0, -1e3):
+            r1, r2, r3 = _brentq_roots(d, K, lam)
+            assert th.backward_step_time(d, K, lam) == pytest.approx(-2.0 / th.cubic_slope(r2, d, K), rel=1e-9)
+
+
+def test_depressed_form_reproduces_the_printed_cubic():
+    f = th.depressed_form(-2.0, 1.0, 2.0)
+    assert f.shift == pytest.approx(1 / 3) and f.lam == pytest.approx(-35 / 27, rel=1e-15)
+    np.testing.assert_allclose(th.cubic_roots(f.d, f.K, f.lam) + f.shift, [-2.0, 1.0, 2.0], rtol=1e-14, atol=1e-14)
+    assert th.backward_step_time(f.d, f.K, f.lam) == pytest.approx(th.factored_cubic_step_time(-2.0, 1.0, 2.0))
+
+
+def test_modified_scheme_reduces_to_the_scalar_recursion_and_stays_below_the_bound():
+    d, lam = 2.0, 3.0
+    r = th.k0_root(d, lam)
+    for eta in (1e-4, 0.05, 0.99 * th.modified_eta_max(d, lam)):
+        x, errs = 0.0, []
+        for _ in range(400):  # x_{t+1} = x_t + eta d lambda (1 - x_t^3/r^3) (invariant y = x^2/(2d))
+            errs.append(abs(x * x * x / (2 * d) - lam))
+            x = x + eta * d * lam * (1 - x ** 3 / r ** 3)
+        t = np.arange(400)
+        assert np.all(np.array(errs) <= th.modified_bound(t, eta, d, lam) + 1e-12)

@@ -130,7 +130,9 @@ def cardano_root(d: float, K: float, lam: float) -> float:
 
     Evaluated stably: :math:`u` is the cube root of the term without cancellation (:math:`d\lambda \pm \sqrt{\cdot}`
     with the sign of :math:`\lambda`) and the other term is :math:`v = -2dK/(3u)` (since :math:`uv = -2dK/3`); the printed
-    difference of nearly equal numbers under the cube root loses every digit as :math:`K \to 0`.
+    difference of nearly equal numbers under the cube root loses every digit as :math:`K \to 0`. For K > 0 the sum
+    :math:`u + v` itself cancels as :math:`K \to \infty` (root :math:`\approx \lambda/K`), so it is taken as
+    :math:`(u^3 + v^3)/(u^2 - uv + v^2) = 2d\lambda/(u^2 - uv + v^2)`.
     """
     s = d * d * lam * lam + 8.0 * d ** 3 * K ** 3 / 27.0
     if s < 0:
@@ -139,7 +141,10 @@ def cardano_root(d: float, K: float, lam: float) -> float:
     u = float(np.cbrt(d * lam + math.copysign(q, lam)))
     if u == 0.0:
         return 0.0
-    return u - 2.0 * d * K / (3.0 * u)
+    v = -2.0 * d * K / (3.0 * u)
+    if K <= 0:  # u and v have the same sign: no cancellation in u + v
+        return u + v
+    return 2.0 * d * lam / (u * u - u * v + v * v)  # u + v = (u^3 + v^3)/(u^2 - uv + v^2), all terms positive
 
 
 def cubic_roots(d: float, K: float, lam: float) -> np.ndarray:
@@ -149,8 +154,13 @@ def cubic_roots(d: float, K: float, lam: float) -> np.ndarray:
         m = 2.0 * math.sqrt(-p / 3.0)
         arg = 3.0 * q / (p * m)
         phi = math.acos(max(-1.0, min(1.0, arg))) / 3.0
-        roots = [m * math.cos(phi - 2.0 * math.pi * k / 3.0) for k in range(3)]
-        return np.sort(np.array(roots))
+        roots = sorted(m * math.cos(phi - 2.0 * math.pi * k / 3.0) for k in range(3))
+        # the root of smallest magnitude loses relative accuracy as lambda -> 0 (a cosine near pi/2): take it from
+        # Vieta's product r_1 r_2 r_3 = 2 d lambda instead
+        i = min(range(3), key=lambda j: abs(roots[j]))
+        others = [roots[j] for j in range(3) if j != i]
+        roots[i] = 2.0 * d * lam / (others[0] * others[1])
+        return np.array(roots)
     if discriminant(d, K, lam) == 0 and K != 0:
         return np.sort(np.array([-3.0 * lam / K, 1.5 * lam / K]))
     return np.array([cardano_root(d, K, lam)])

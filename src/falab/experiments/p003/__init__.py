@@ -77,22 +77,23 @@ def exp_fig4(ctx: RunContext) -> Measured:
     return Measured(ps, md, figs, _sizes(cfg, ctx), report.paper_numbers_deep(cfg, ps))
 
 
-def _backward(ctx: RunContext, which: str) -> Measured:
+def exp_fig5a(ctx: RunContext) -> Measured:
     cfg = C.backward(ctx.quick)
-    ctx.progress(f"P003 Fig5{which}: backward incremental learning")
+    ctx.progress("P003 Fig5a: backward incremental learning")
     res = runs.run_backward(cfg, ctx.tighten)  # deterministic: the same measurement on every seed
     m = measure.backward(res, cfg)
-    md, figs = report.backward(ctx, cfg, res, m, which)
-    nums = report.paper_numbers_backward(cfg, m) if which == "a" else []
-    return Measured([dict(m) for _ in ctx.seeds], md, figs, _sizes(cfg, ctx, deterministic=True), nums)
-
-
-def exp_fig5a(ctx: RunContext) -> Measured:
-    return _backward(ctx, "a")
+    md, figs = report.backward(ctx, cfg, res, m)
+    return Measured([dict(m) for _ in ctx.seeds], md, figs, _sizes(cfg, ctx, deterministic=True),
+                    report.paper_numbers_backward(cfg, m))
 
 
 def exp_fig5b(ctx: RunContext) -> Measured:
-    return _backward(ctx, "b")
+    cfg = C.orderings(ctx.quick)
+    ctx.progress("P003 Fig5b: regularisation vs anti-regularisation")
+    res = runs.run_backward(cfg, ctx.tighten)  # deterministic
+    m = measure.orderings(res, cfg)
+    md, figs = report.orderings(ctx, cfg, res, m)
+    return Measured([dict(m) for _ in ctx.seeds], md, figs, _sizes(cfg, ctx, deterministic=True))
 
 
 def exp_fig2(ctx: RunContext) -> Measured:

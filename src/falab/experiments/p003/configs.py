@@ -98,7 +98,8 @@ class Autoencoder:
     """Fig. 2 (Sec. 6): n = 1000, d = 20, k = 5, A ~ U(0,1), z ~ N(0, diag(4, 2, 1, 1/2, 1/4)), noise 1e-3, W(0) ~ 1e-5
     U(0,1), M ~ U(0,1), eta = 0.01, ``iterations`` Euler steps, ``repetitions`` FA draws pooled over the seeds.
 
-    ``stated_steps``: horizon of the runs in the stated setting (raw M, raw data), which diverge within a few steps."""
+    ``stated_steps``: horizon of the FA (and 2-layer GD) runs in the stated setting (raw M, raw data; FA diverges within
+    a few steps); ``gd3_steps``: horizon of 3-layer GD in the stated setting (it leaves the saddle before 1e5)."""
 
     n: int = 1000
     d: int = 20
@@ -110,6 +111,7 @@ class Autoencoder:
     iterations: int = 100_000
     repetitions: int = 15
     stated_steps: int = 1000
+    gd3_steps: int = 100_000
     records: int = 120
     stat_members: int = 2
     stat_t: float = 300.0
@@ -139,8 +141,14 @@ def fig4(quick: bool) -> Fig4:
 
 
 def backward(quick: bool) -> Backward:
-    return Backward(n_t=301) if quick else Backward()
+    return Backward(n_t=301, cubic_deltas=(15.0, 20.0)) if quick else Backward()
+
+
+def orderings(quick: bool) -> Backward:
+    """Fig. 5b needs the orderings only: the delta = 20 crossings (their order in lambda) and the K = 0 times."""
+    return Backward(n_t=301 if quick else 1001, deltas=(20.0,), cubic_deltas=())
 
 
 def autoencoder(quick: bool) -> Autoencoder:
-    return Autoencoder(iterations=5000, repetitions=6, records=40, stat_members=1) if quick else Autoencoder()
+    return Autoencoder(iterations=3000, repetitions=6, records=40, stat_members=1, stated_steps=300,
+                       gd3_steps=3000) if quick else Autoencoder()

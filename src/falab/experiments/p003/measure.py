@@ -228,7 +228,7 @@ def plateau_fraction(run, k: int) -> np.ndarray:
 
 
 def _stated_faster(res, s: int, n_layers: int) -> list[bool]:
-    gd = first_step(res.stated[f"GD ({n_layers}L)"][s][0], 0.5)[0]
+    gd = first_step(res.stated[f"GD ({n_layers}L)"], 0.5)[s]
     return [bool(first_step(r, 0.5)[0] < gd) for r in res.stated[f"FA ({n_layers}L)"][s]]
 
 
@@ -254,6 +254,9 @@ def fig2(res, cfg: C.Autoencoder) -> list[dict[str, Any]]:
             "fa_faster_at_4.5": [bool(t < first_step(res.scaled[f"GD ({L}L)"], cfg.k - 0.5)[s])
                                  for L in (2, 3) for t in first_step(res.scaled[f"FA ({L}L)"], cfg.k - 0.5)[fa]],
             "gd3_final_trace_norm": float(res.scaled["GD (3L)"].metrics[-1, s, 0]),
+            "stated_gd3_final_trace_norm": float(res.stated["GD (3L)"].metrics[-1, s, 0]),
+            "stated_gd3_start": float(first_step(res.stated["GD (3L)"], 0.5)[s]),
+            "gd3_start": float(t_half["GD (3L)"][s]),
             "fa3_plateau_fraction": [float(v) for v in plateau["FA (3L)"][fa] if np.isfinite(v)],
             "fa2_plateau_fraction": [float(v) for v in plateau["FA (2L)"][fa] if np.isfinite(v)],
             "gd2_plateau_fraction": float(plateau["GD (2L)"][s]),
@@ -275,3 +278,16 @@ def top_cos_ones(sigma) -> float:
     _, v = np.linalg.eigh(sigma.numpy())
     u = v[:, -1]
     return float(abs(u.sum()) / (np.linalg.norm(u) * math.sqrt(len(u))))
+
+
+def orderings(res: BackwardResult, cfg: C.Backward) -> dict[str, Any]:
+    """Fig. 5b: the order of the anti-regularised steps (crossing times / delta at one delta), the order of the K = 0
+    vanishing times, and the error at t = 0 and during the transit."""
+    delta = cfg.deltas[-1]
+    p = res.thetas[..., 0] * res.thetas[..., 1]
+    err0 = np.abs(p[0] - res.lams) / res.lams
+    peak = np.abs(p - res.lams).max(axis=0) / res.lams
+    return {"anti_order_violations": order_violations(res.crossings[delta], increasing=True),
+            "k0_order_violations": order_violations(res.k0_vanish, increasing=False),
+            "error_at_t0_rel": float(err0.max()), "peak_over_t0_error_min": float((peak / np.maximum(err0, 1e-300)).min()),
+            "crossings_over_delta": (res.crossings[delta] / delta).tolist(), "k0_vanishing_times": res.k0_vanish.tolist()}

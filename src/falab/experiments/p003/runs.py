@@ -6,7 +6,6 @@ Every random draw comes from the seeds passed in; the draws of all seeds form on
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -349,13 +348,13 @@ def stationary_limits(seed: int, members: int, t_end: float, tighten: float = 1.
 
 @dataclass(frozen=True)
 class Fig2Result:
-    """Per seed: the data; the P1 update differences; the stated-setting runs (raw M, raw data; one run per FA draw,
-    records every step); the scaled runs (one ensemble per rule and depth over every seed's draws); O.stat limits."""
+    """Per seed: the data; the P1 update differences; the stated-setting runs (raw M, raw data; one run per FA draw);
+    the scaled runs (one ensemble per rule and depth over every seed's draws); O.stat limits."""
 
     seeds: list[AESeed]
     reps: int
     p1: list[dict[str, float]]
-    stated: dict[str, list[list[AERun]]]  # key -> [seed][draw]
+    stated: dict[str, Any]  # FA: key -> [seed][draw] (one run per draw); GD: key -> one run over the seeds
     scaled: dict[str, AERun]  # key -> ensemble run; FA members ordered seed-major (reps per seed), GD one per seed
     data_scale: list[float]  # per seed: d / tr(Sigma), the factor applied to Sigma
     stationary: list[dict[str, dict[str, Any]]]
@@ -384,38 +383,17 @@ def _p1(s: AESeed) -> dict[str, float]:
     return out
 
 
-def _stated(cfg: C.Autoencoder, s: AESeed, reps: int) -> dict[str, list[AERun]]:
-    """The stated setting (M ~ U(0,1), data as sampled, eta): each FA draw alone (a diverging member ends its run)."""
-    rec = list(range(cfg.stated_steps + 1))
+def _stated_fa(cfg: C.Autoencoder, s: AESeed, reps: int) -> dict[str, list[AERun]]:
+    """The stated setting (M ~ U(0,1), data as sampled): each FA draw alone (a diverging member ends its run)."""
+    rec = record_steps(cfg.stated_steps, cfg.records)
     sig, p_a = s.sigma[None], (s.a @ torch.linalg.pinv(s.a))[None]
-    out: dict[str, list[AERun]] = {}
-    for n_layers, m in ((2, s.m2), (3, s.m3)):
-        out[f"GD ({n_layers}L)"] = [run_autoencoder("gd", n_layers, sig, p_a, s.w0[None], None, cfg.eta,
-                                                    cfg.stated_steps, rec)]
-        out[f"FA ({n_layers}L)"] = [run_autoencoder("fa", n_layers, sig, p_a, s.w0[None],
-                                                    ae_feedback(m[i:i + 1], n_layers, False), cfg.eta,
-                                                    cfg.stated_steps, rec) for i in range(reps)]
-    return out
-
-
-@contextmanager
-def flush_denormals():
-    """Flush subnormal floats (< 2.2e-308) to zero while the autoencoder runs: the small-init runs otherwise spend
-    most of their time in subnormal arithmetic (measured 10-20x slower); no measured quantity is near that scale.
-    Restores torch's default (no flushing) afterwards."""
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(False)
+    return {f"FA ({n_layers}L)": [run_autoencoder("fa", n_layers, sig, p_a, s.w0[None],
+                                                  ae_feedback(m[i:i + 1], n_layers, False), cfg.eta,
+                                                  cfg.stated_steps, rec) for i in range(reps)]
+            for n_layers, m in ((2, s.m2), (3, s.m3))}
 
 
 def run_fig2(cfg: C.Autoencoder, seeds: tuple[int, ...], tighten: float = 1.0) -> Fig2Result:
-    with flush_denormals():
-        return _run_fig2(cfg, seeds, tighten)
-
-
-def _run_fig2(cfg: C.Autoencoder, seeds: tuple[int, ...], tighten: float) -> Fig2Result:
     reps = cfg.reps_per_seed(len(seeds))
     data = [ae_seed(cfg, s, reps) for s in seeds]
     scale = [cfg.d / float(torch.trace(s.sigma)) for s in data]
@@ -423,10 +401,15 @@ def _run_fig2(cfg: C.Autoencoder, seeds: tuple[int, ...], tighten: float) -> Fig
     p_a = torch.stack([s.a @ torch.linalg.pinv(s.a) for s in data])
     w0 = torch.stack([s.w0 for s in data])
     rec = record_steps(cfg.iterations, cfg.records)
-    stated = {k: [] for k in ("FA (2L)", "GD (2L)", "FA (3L)", "GD (3L)")}
+    stated: dict[str, Any] = {"FA (2L)": [], "FA (3L)": []}
     for s in data:
-        for k, v in _stated(cfg, s, reps).items():
+        for k, v in _stated_fa(cfg, s, reps).items():
             stated[k].append(v)
+    raw = torch.stack([s.sigma for s in data])  # GD in the stated setting: stable, one ensemble over the seeds
+    stated["GD (2L)"] = run_autoencoder("gd", 2, raw, p_a, w0, None, cfg.eta, cfg.stated_steps,
+                                        record_steps(cfg.stated_steps, cfg.records))
+    stated["GD (3L)"] = run_autoencoder("gd", 3, raw, p_a, w0, None, cfg.eta, cfg.gd3_steps,
+                                        record_steps(cfg.gd3_steps, cfg.records))
     scaled = {}
     for n_layers in (2, 3):
         m = torch.cat([s.m2 if n_layers == 2 else s.m3 for s in data])
