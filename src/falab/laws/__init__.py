@@ -6,6 +6,7 @@ paper writes them; ``run_atlas`` / ``falab laws CONFIG.yaml`` write the report.
 """
 
 from ._atlas import AtlasConfig, load_atlas, make_rule, parse_atlas, run_atlas
+from ._bench import bench_laws
 from ._discover import (
     FUNCTION_CLASSES,
     Certificate,
@@ -21,7 +22,7 @@ from ._readable import Monomials, ReadableLaw
 from ._system import LawDiscoveryError
 
 __all__ = [
-    "AtlasConfig", "load_atlas", "make_rule", "parse_atlas", "run_atlas",
+    "bench_laws", "AtlasConfig", "load_atlas", "make_rule", "parse_atlas", "run_atlas",
     "FUNCTION_CLASSES", "Certificate", "Discovery", "Polynomials", "discover", "in_span", "law_gradients",
     "monomial_values", "span_distance", "Monomials", "ReadableLaw", "LawDiscoveryError",
 ]

@@ -364,6 +364,32 @@ def _solve(f: Field, mons: list[Tensor], terms, torus, S: int, g: torch.Generato
     return basis, info, terms, torus
 
 
+def _mixed_signs(f: Field, g: torch.Generator, tries: int = 200) -> Tensor:
+    """A random point where every unit fed by ReLU-type units has incoming weights of both signs.
+
+    Why: otherwise the unit is active (or inactive) for every input on an open set of points — a degenerate region
+    with extra local laws (its weights frozen, or a linear unit) — and the Lie dimension there is not the generic
+    one. In a sign orthant (uSF/frSF) the orthant is given, so no condition is imposed."""
+    th = f.sample_theta(1, g)[0]
+    if f.signs is not None:
+        return th
+    acts = f.model.activations
+    for _ in range(tries):
+        ok = True
+        p = f.unpack(th)
+        for l in range(2, f.model.n_layers + 1):
+            if f"W{l}" not in p or acts[l - 2].name not in ("relu", "leaky_relu") or f.model.widths[l - 1] < 2:
+                continue
+            w = p[f"W{l}"]
+            if not bool(((w > 0).any(dim=1) & (w < 0).any(dim=1)).all()):
+                ok = False
+                break
+        if ok:
+            return th
+        th = f.sample_theta(1, g)[0]
+    return th
+
+
 def generic_point(f: Field, g: torch.Generator, candidates: int = 6) -> Tensor:
     """A generic point: among a few random points, the one where the fields span the most directions.
 
@@ -372,7 +398,7 @@ def generic_point(f: Field, g: torch.Generator, candidates: int = 6) -> Tensor:
     is lower semicontinuous: the generic value is the largest)."""
     best, best_rank = None, -1
     for _ in range(candidates):
-        th = f.sample_theta(1, g)[0]
+        th = _mixed_signs(f, g)
         x, z = f.sample_data(f.D + 4, g)
         v = f(th.expand(f.D + 4, f.D), x, z)
         r = int(torch.linalg.matrix_rank(v / v.norm(dim=1, keepdim=True).clamp_min(1e-300), rtol=1e-9))
@@ -421,8 +447,10 @@ def _verify_by_flow(f: Field, mons: list[Tensor], basis: Tensor, laws: list[Read
     if {a.name for a in f.model.activations} & {"relu", "leaky_relu"}:
         # ReLU fields jump where a pre-activation crosses 0: the adaptive solver stalls there, so use the core's
         # fixed-step RK4 (what P000 does); the drift then includes the O(h) error of the steps across kinks
+        t_end = min(t_end, 0.25)
+        ts = list(np.linspace(0.0, t_end, 6))
         traj = simulate_flow(prob, p0, ts, method="rk4", step_size=t_end / 500)
-        how = f"rk4 h={t_end / 500:g}"
+        how = f"rk4 h={t_end / 500:g}, t = {t_end:g}"
     else:
         traj = simulate_flow(prob, p0, ts, rtol=1e-12, atol=1e-14, max_evaluations=200_000)
         how = "DOP853 rtol 1e-12"

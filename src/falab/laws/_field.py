@@ -138,7 +138,8 @@ class Field:
             return torch.ones(theta.shape[0], dtype=torch.bool)
         a = self.model.trace(self.unpack(theta), x).inputs[-1]
         sv = torch.linalg.svdvals(a)
-        return sv[..., -1] > 1e-6 * sv[..., 0]
+        # conditioning above 1e3 costs digits in the pinv-based field, which the 1e-8 validation then rejects
+        return sv[..., -1] > 1e-3 * sv[..., 0]
 
     def sample(self, n: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
         """``n`` well-posed samples ``(theta, x, z)``."""
