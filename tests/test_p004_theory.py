@@ -101,3 +101,98 @@ def test_reference_vector_field_rejects_unknown_rule(problem):
     _, _, y, _, _ = problem
     with pytest.raises(ValueError, match="Invalid rule"):
         th.mf_vector_field("dfa", np.zeros((30, 2)), np.zeros((2, 20)), y)
+
+
+def _mp_fa_error_sq(sigma, g):
+    """Independent route: ||(I - P_{Sigma G}) Sigma||_F^2 in 60-digit arithmetic (mpmath)."""
+    import mpmath
+
+    mpmath.mp.dps = 60
+    s = mpmath.diag([mpmath.mpf(float(x)) for x in sigma])
+    m = s * mpmath.matrix(g.tolist())
+    res = (mpmath.eye(len(sigma)) - m * mpmath.inverse(m.T * m) * m.T) * s
+    return float(sum(res[i, j] ** 2 for i in range(res.rows) for j in range(res.cols)))
+
+
+@pytest.mark.parametrize("k,r,eps", [(6, 2, 0.3), (6, 5, 0.3), (8, 3, 1e-8), (30, 2, 1e-6), (40, 1, 1e-9),
+                                     (12, 11, 1e-7), (20, 1, 1.0), (3, 1, 0.999)])
+def test_fa_error_formula_against_60_digit_projection_including_degenerate_edges(k, r, eps):
+    rng = np.random.default_rng(k * 100 + r)
+    sigma = np.concatenate([np.linspace(2.0, 1.0, r), np.full(k - r, eps)])
+    g = rng.standard_normal((k, r))
+    ref = _mp_fa_error_sq(sigma, g)
+    assert float(th.fa_error_sq_from_g(sigma, g)) == pytest.approx(ref, rel=1e-12)
+    if eps < 1e-5:  # the printed difference loses every digit there (why the library does not use it)
+        assert abs(float(th.fa_error_sq_from_g_printed(sigma, g)) - ref) > 1e-9 * ref
+
+
+def test_fa_error_is_exactly_zero_when_r_reaches_rank():
+    rng = np.random.default_rng(3)
+    sigma = np.array([2.0, 1.0, 0.5])
+    assert float(th.fa_error_sq_from_g(sigma, rng.standard_normal((3, 3)))) == 0.0
+    assert float(th.fa_error_sq_from_g(sigma, rng.standard_normal((3, 4)))) == 0.0
+
+
+def test_long_tail_reduction_matches_the_full_formula_and_bartlett_is_wishart():
+    rng = np.random.default_rng(4)
+    for r, tail, eps in [(1, 1, 0.3), (2, 5, 1e-7), (3, 40, 0.2), (5, 500, 0.1)]:
+        sigma = np.concatenate([np.linspace(2, 1, r), np.full(tail, eps)])
+        g = rng.standard_normal((20, r + tail, r))
+        w = np.swapaxes(g[:, r:], -1, -2) @ g[:, r:]
+        np.testing.assert_allclose(th.long_tail_fa_error_sq(g[:, :r], w, sigma[:r], tail, eps),
+                                   th.fa_error_sq_from_g(sigma, g), rtol=1e-10)
+    w = th.bartlett_wishart(7, 3, 40000, rng)
+    np.testing.assert_allclose(w.mean(0), 7 * np.eye(3), atol=0.1)            # E W = dof I
+    np.testing.assert_allclose(w[:, 0, 0].var(), 2 * 7, rtol=0.05)            # Var W_11 = 2 dof
+    ratios = th.long_tail_ratio_draws(3, 40, 0.2, 4000, rng)
+    ref = th.theorem3_ratios(th.long_tail_spectrum(3, 40, 0.2), 3, 4000, rng)
+    assert abs(np.median(ratios) - np.median(ref)) < 0.02                     # same distribution
+
+
+@pytest.mark.parametrize("k,eps", [(2, 0.5), (30, 1e-9), (1001, 0.1), (50, 1.0)])
+def test_theorem4_statistics_against_the_projection_route(k, eps):
+    rng = np.random.default_rng(k)
+    sigma = np.concatenate([[1.0], np.full(k - 1, eps)])
+    g = rng.standard_normal((k, 1))
+    ratio, cos = th.theorem4_statistics(g[0, 0] ** 2, float(np.sum(g[1:] ** 2)), k, eps)
+    fa2 = float(th.fa_error_sq_from_g(sigma, g))
+    assert float(ratio) == pytest.approx(np.sqrt(fa2 / th.optimal_error(sigma, 1) ** 2), rel=1e-12)
+    assert float(cos) == pytest.approx(abs(g[0, 0]) / np.sqrt(np.sum(sigma**2 * g[:, 0] ** 2)), rel=1e-12)
+    assert float(ratio) <= th.theorem4_ratio_bound(k, eps) * (1 + 1e-15)
+
+
+def test_lemma1_projection_against_least_squares_including_edges():
+    rng = np.random.default_rng(5)
+    y = th.spectral_target(rng, 12, 9, np.array([3.0, 1.0, 1e-6]))[0]
+    for r in (1, 2, 3, 5):                                  # r = rank(Y) = 3 and beyond: the projection is Y
+        b = rng.standard_normal((9, r))
+        yb = y @ b
+        via_lstsq = yb @ np.linalg.lstsq(yb, y, rcond=None)[0]
+        p = th.lemma1_projection(y, b)
+        assert np.linalg.norm(p - via_lstsq) <= 1e-12 * np.linalg.norm(y)
+        if r >= 3:
+            assert np.linalg.norm(p - y) <= 1e-12 * np.linalg.norm(y)
+    _, _, v = np.linalg.svd(y)
+    b_perp = v[3:].T @ rng.standard_normal((6, 2))             # B orthogonal to row(Y): YB = 0, projection 0
+    assert np.abs(th.lemma1_projection(y, b_perp)).max() == 0.0
+
+
+@pytest.mark.parametrize("y_norm,rho,b,u0,ivp_tol", [
+    (1.0, 1.0, 1.0, -0.3, 1e-11), (1.0, 1.1, 1.0, 0.0, 1e-11), (2.0, 0.5, -0.7, 1.2, 1e-11),
+    (1.0, 1.0, 1.0, -1e-9, 1e-11),
+    (1.0, 0.9, 2.0, -0.999999, 1e-8),  # next to the repelling fixed point -||y||: the ODE route amplifies its errors
+])
+def test_example1_against_solve_ivp_and_60_digit_evaluation(y_norm, rho, b, u0, ivp_tol):
+    import mpmath
+    from scipy.integrate import solve_ivp
+
+    mpmath.mp.dps = 60
+    t = np.linspace(0.0, 3.0, 31)
+    sol = solve_ivp(lambda _, u: (b / rho) * (y_norm**2 - u**2), (0.0, 3.0), [u0], t_eval=t, rtol=1e-13,
+                    atol=1e-15, method="DOP853")
+    cf = th.example1(t, y_norm, rho, b, u0)
+    np.testing.assert_allclose(cf["u"], sol.y[0], rtol=ivp_tol, atol=1e-12)
+    exact = [float(y_norm * mpmath.tanh(mpmath.mpf(b) * y_norm * mpmath.mpf(float(x)) / rho
+                                        + mpmath.atanh(mpmath.mpf(u0) / y_norm))) for x in t]
+    np.testing.assert_allclose(cf["u"], exact, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(cf["loss"], 0.5 * (y_norm**2 - np.asarray(exact) ** 2), rtol=1e-10, atol=1e-15)

@@ -245,3 +245,117 @@ P004_MEASURES: dict[str, Callable[[Snapshot], Tensor]] = {
     "lemma4": m_lemma4,
     "loss_rate": m_loss_rate,
 }
+
+
+def m_error_norm(snap: Snapshot) -> Tensor:
+    """``||Y - Z W||_F`` (...)."""
+    z, w = factors(snap.params)
+    return torch.linalg.matrix_norm(error(z, w, snap.problem.y))
+
+
+def m_loss(snap: Snapshot) -> Tensor:
+    """The problem's loss ``0.5 ||Y - Z W||_F^2`` (...)."""
+    return snap.problem.loss_value(snap.params)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Exact Euler identities as ``on_step`` monitors and trajectory summaries
+# ---------------------------------------------------------------------------------------------------------------------
+
+def fa_step_identity(z: Tensor, w: Tensor, z_next: Tensor, w_next: Tensor, y: Tensor, b: Tensor, eta: float
+                     ) -> dict[str, Tensor]:
+    r"""FA's exact Euler identity with equal step sizes (claims.md §1.9; P004-Baldi in discrete time):
+
+    .. math:: C_{k+1} - C_k = \eta^2 R_k^TR_k,\qquad C = Z^TZ - WB - B^TW^T,
+
+    the change computed from ``Delta Z``, ``Delta W`` in cancellation-free form. Returns measured and predicted
+    changes, each (..., r, r).
+    """
+    dz, dw = z_next - z, w_next - w
+    measured = _t(z) @ dz + _t(dz) @ z + _t(dz) @ dz - dw @ b - _t(dw @ b)
+    return {"measured": measured, "predicted": eta**2 * gram_rr(z, w, y, b)}
+
+
+def _running_max(old: Tensor | None, new: Tensor) -> Tensor:
+    new = new.detach()
+    return new if old is None else torch.maximum(old, new)
+
+
+class FAStarStepMonitor:
+    """``on_step`` monitor of FA*'s exact Euler identities (:func:`fa_star_step_identities`; Fact 3 and Lemma 5).
+
+    After a run, per ensemble member: ``gram_rel`` = max_k ||violation_k|| / ||Z_k^T Z_k|| (Fact 3),
+    ``gram_rel_inc`` = max_k ||violation_k|| / max_k ||eta^2 R_k^T R_k|| and ``align_rel`` = max_k ||violation_k|| /
+    max_k ||eta R_k^T R_k|| (Lemma 5), each a tensor of the members' shape."""
+
+    def __init__(self, y: Tensor, b: Tensor, eta: float) -> None:
+        self.y, self.b, self.eta = y, b, eta
+        self._g_rel: Tensor | None = None
+        self._g_err = self._g_pred = self._a_err = self._a_pred = None
+
+    @property
+    def gram_rel(self) -> Tensor:
+        return self._g_rel
+
+    @property
+    def gram_rel_inc(self) -> Tensor:
+        return self._g_err / self._g_pred
+
+    @property
+    def align_rel(self) -> Tensor:
+        return self._a_err / self._a_pred
+
+    def __call__(self, k: int, params, update, new) -> None:
+        del k, update
+        z, w = factors(params)
+        d = fa_star_step_identities(z, w, factors(new)[0], self.y, self.b, self.eta)
+        nrm = torch.linalg.matrix_norm
+        g_err = nrm(d["gram_measured"] - d["gram_predicted"])
+        self._g_rel = _running_max(self._g_rel, g_err / nrm(_t(z) @ z))
+        self._g_err = _running_max(self._g_err, g_err)
+        self._g_pred = _running_max(self._g_pred, nrm(d["gram_predicted"]))
+        self._a_err = _running_max(self._a_err, nrm(d["align_measured"] - d["align_predicted"]))
+        self._a_pred = _running_max(self._a_pred, nrm(d["align_predicted"]))
+
+
+class FAStepMonitor:
+    """``on_step`` monitor of FA's exact Euler identity (:func:`fa_step_identity`, equal step sizes); after a run
+    ``rel`` = max_k ||violation_k|| / max_k ||eta^2 R_k^T R_k|| per ensemble member."""
+
+    def __init__(self, y: Tensor, b: Tensor, eta: float) -> None:
+        self.y, self.b, self.eta = y, b, eta
+        self._err: Tensor | None = None
+        self._pred: Tensor | None = None
+
+    @property
+    def rel(self) -> Tensor:
+        return self._err / self._pred
+
+    def __call__(self, k: int, params, update, new) -> None:
+        del k, update
+        z, w = factors(params)
+        zn, wn = factors(new)
+        d = fa_step_identity(z, w, zn, wn, self.y, self.b, self.eta)
+        nrm = torch.linalg.matrix_norm
+        self._err = _running_max(self._err, nrm(d["measured"] - d["predicted"]))
+        self._pred = _running_max(self._pred, nrm(d["predicted"]))
+
+
+def sign_changes(x: Tensor, floor: float = 1e-9) -> Tensor:
+    """Sign changes along the first axis of ``x (T, ...)``, ignoring entries with ``|x| <= floor * max_t |x|``
+    (rounding noise once a rate has converged to 0). Returns an integer tensor of shape ``x.shape[1:]``
+    (P004 Fig. 3b: how often ``dL/dt`` switches between increase and decrease)."""
+    x = torch.as_tensor(x)
+    scale = x.abs().amax(dim=0, keepdim=True)
+    s = torch.where(x.abs() > floor * scale, torch.sign(x), torch.zeros_like(x))
+    flat = s.reshape(s.shape[0], -1)
+    out = []
+    for col in flat.T:
+        nz = col[col != 0]
+        out.append(int((nz[1:] != nz[:-1]).sum()))
+    return torch.tensor(out).reshape(x.shape[1:])
+
+
+def log_curve_distance(a: Tensor, b: Tensor, *, floor: float = 1e-30) -> Tensor:
+    """Mean over the first (time) axis of ``|log10 a - log10 b|`` between two loss curves (T, ...) -> (...)."""
+    return (torch.log10(torch.as_tensor(a) + floor) - torch.log10(torch.as_tensor(b) + floor)).abs().mean(dim=0)

@@ -42,11 +42,11 @@ def spectral_target(rng: np.random.Generator, n: int, m: int, sigma: np.ndarray)
 # Lemma 1 / Theorem 2: the FA and FA* stationary points
 # ---------------------------------------------------------------------------------------------------------------------
 
-def _range_basis(a: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
+def _range_basis(a: np.ndarray, scale: float, rtol: float = 1e-10) -> np.ndarray:
+    """Orthonormal basis of the numerical range of ``a``: singular values above ``rtol * scale`` (``scale`` the size
+    ``a`` would have for generic factors, so a product that vanishes up to rounding has an empty range)."""
     u, s, _ = np.linalg.svd(a, full_matrices=False)
-    if s.size == 0 or s[0] == 0:
-        return u[:, :0]
-    return u[:, s > rtol * s[0]]
+    return u[:, s > rtol * scale]
 
 
 def lemma1_projection(y: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -54,9 +54,11 @@ def lemma1_projection(y: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     .. math:: ZW = P_{\mathrm{col}(YB)}\,Y = YB\,(B^TY^TYB)^{+}B^TY^TY.
 
-    Computed with an orthonormal basis of ``col(YB)`` (numerically stabler than the pseudo-inverse form).
+    Computed with an orthonormal basis of ``col(YB)`` (numerically stabler than the pseudo-inverse form); directions
+    of ``YB`` below ``1e-10 ||Y||_2 ||B||_2`` are rounding (e.g. ``B`` orthogonal to the row space of ``Y``, where
+    ``YB = 0`` and the projection is 0).
     """
-    q = _range_basis(y @ b)
+    q = _range_basis(y @ b, float(np.linalg.norm(y, 2) * np.linalg.norm(b, 2)))
     return q @ (q.T @ y)
 
 
@@ -80,15 +82,58 @@ def optimal_error(sigma: np.ndarray, r: int) -> float:
 def fa_error_sq_from_g(sigma: np.ndarray, g: np.ndarray) -> np.ndarray:
     r"""Exact FA error from the Gaussian coordinates ``G = V^T B`` (claims.md §4.4.2, P004 Lemma 17 [DERIVED]):
 
-    .. math:: \|Y - P_{YB}Y\|_F^2 = \sum_i\sigma_i^2 - \mathrm{tr}\big((G^T\Sigma^2G)^{-1}G^T\Sigma^4G\big).
+    .. math:: \|Y - P_{YB}Y\|_F^2 = \sum_i\sigma_i^2 - \mathrm{tr}\big((G^T\Sigma^2G)^{-1}G^T\Sigma^4G\big)
+              = \|(I - P_{\Sigma G})\Sigma\|_F^2.
 
-    ``sigma (k,)``, ``g (..., k, r)`` -> ``(...)``. Vectorised over draws.
+    ``sigma (k,)``, ``g (..., k, r)`` -> ``(...)``; vectorised over draws. The printed difference loses every digit
+    when the error is small against ``sum sigma_i^2`` (a tiny tail, ``r`` close to ``k``). Computed instead without
+    cancellation: with ``col(Sigma G) = col([I; H])``, ``H = Sigma_2 G_2 G_1^{-1} Sigma_1^{-1}`` (top ``r`` rows split
+    off) and ``S = I + H^T H``,
+
+    .. math:: \|(I-P)\Sigma\|_F^2 = \|H^THS^{-1}\Sigma_1\|^2 + \|HS^{-1}\Sigma_1\|^2 + \|S^{-1}H^T\Sigma_2\|^2
+              + \|(I + HH^T)^{-1}\Sigma_2\|^2
+
+    (every term a norm, no subtraction of nearly equal numbers; the last by a direct solve when the tail is short,
+    through the SVD of ``H`` when it is long). ``r >= k`` gives 0 exactly (Theorem 2).
     """
+    sigma = np.asarray(sigma, dtype=float)
+    g = np.asarray(g, dtype=float)
+    k, r = g.shape[-2], g.shape[-1]
+    if r >= k:
+        return np.zeros(g.shape[:-2])
+    s1, s2 = sigma[:r], sigma[r:]
+    g1, g2 = g[..., :r, :], g[..., r:, :]
+    # H^T = Sigma_1^{-1} G_1^{-T} G_2^T Sigma_2, by one solve with G_1^T
+    ht = np.linalg.solve(np.swapaxes(g1, -1, -2), np.swapaxes(g2, -1, -2) * s2) / s1[:, None]
+    h = np.swapaxes(ht, -1, -2)                                   # (..., k - r, r)
+    eye = np.eye(r)
+    s_mat = eye + ht @ h
+    si_s1 = np.linalg.solve(s_mat, np.broadcast_to(np.diag(s1), s_mat.shape))   # S^{-1} Sigma_1
+    t1 = ht @ h @ si_s1
+    t2 = h @ si_s1
+    t3 = np.linalg.solve(s_mat, ht * s2)                          # S^{-1} H^T Sigma_2
+    total = _sq(t1) + _sq(t2) + _sq(t3)
+    if k - r <= 4 * r + 8:                                        # short tail: (I + H H^T)^{-1} Sigma_2 directly
+        big = np.eye(k - r) + h @ ht
+        t4 = _sq(np.linalg.solve(big, np.broadcast_to(np.diag(s2), big.shape)))
+    else:                                                         # long tail: rows of U are small, no cancellation
+        u, sv, _ = np.linalg.svd(h, full_matrices=False)
+        damp = 1.0 - 1.0 / (1.0 + sv**2) ** 2                     # (..., r)
+        t4 = np.sum(s2**2 * (1.0 - np.einsum("...ij,...j->...i", u**2, damp)), axis=-1)
+    return total + t4
+
+
+def fa_error_sq_from_g_printed(sigma: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """The printed form ``sum sigma^2 - tr((G^T S^2 G)^{-1} G^T S^4 G)`` (tests: agrees where it does not cancel)."""
     s2 = np.asarray(sigma, dtype=float) ** 2
     g2 = g * s2[:, None]
-    m2 = np.swapaxes(g, -1, -2) @ g2                    # G^T S^2 G
-    m4 = np.swapaxes(g2, -1, -2) @ g2                   # G^T S^4 G
+    m2 = np.swapaxes(g, -1, -2) @ g2
+    m4 = np.swapaxes(g2, -1, -2) @ g2
     return s2.sum() - np.trace(np.linalg.solve(m2, m4), axis1=-2, axis2=-1)
+
+
+def _sq(a: np.ndarray) -> np.ndarray:
+    return np.sum(a * a, axis=(-2, -1))
 
 
 def mc_pass_threshold(p: float, draws: int) -> float:
@@ -116,28 +161,75 @@ def theorem3_ratios(sigma: np.ndarray, r: int, draws: int, rng: np.random.Genera
     return np.concatenate(out)
 
 
-def theorem4_draws(k: int, eps: float, draws: int, rng: np.random.Generator, *, chunk: int = 250
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    r"""Monte-Carlo of P004 Thm 4 (r = 1, ``sigma_1 = 1``, ``sigma_2..k = eps``; claims.md §4.4.2-3):
+def long_tail_fa_error_sq(g_top: np.ndarray, wishart: np.ndarray, sigma_top: np.ndarray, tail: int, eps: float
+                          ) -> np.ndarray:
+    r"""FA's stationary error ``||Y - P_{YB} Y||_F^2`` when the spectrum is ``sigma_top`` (r values) followed by a
+    tail of ``tail >= r`` equal values ``eps``: :func:`fa_error_sq_from_g` depends on the tail rows ``G_2`` of
+    ``G = V^T B`` only through ``W = G_2^T G_2`` (r x r), so with ``M = H^T H = eps^2 S_1^{-1}G_1^{-T}WG_1^{-1}S_1^{-1}``
+    (eigenvalues ``lam_j``) and ``S = I + M``,
 
-    .. math:: \frac{\|Y - Z_{FA}W_{FA}\|_F}{\|Y - Z_{GD}W_{GD}\|_F},\qquad
-              \cos(Z_{FA}, Z_{GD}) = \frac{|g_1|}{\sqrt{g_1^2 + \epsilon^2\sum_{i\ge2} g_i^2}}
+    .. math:: FA^2 = \|MS^{-1}\Sigma_1\|_F^2 + \mathrm{tr}(\Sigma_1S^{-1}MS^{-1}\Sigma_1)
+              + \epsilon^2\,\mathrm{tr}(S^{-1}MS^{-1}) + \epsilon^2\big(N - r + \textstyle\sum_j (1+\lambda_j)^{-2}\big).
 
-    (``Z_GD`` spans ``u_1``). Returns ``(error ratios, cosines)``, each ``(draws,)``.
+    ``g_top (..., r, r)``, ``wishart (..., r, r)`` -> ``(...)``; O(r^3) per draw whatever the tail length.
     """
-    sigma = np.concatenate([[1.0], np.full(k - 1, eps)])
-    opt = optimal_error(sigma, 1)
-    ratios, coss = [], []
-    left = draws
-    while left > 0:
-        c = min(chunk, left)
-        g = rng.standard_normal((c, k))
-        s2g2 = (sigma**2 * g**2).sum(-1)
-        fa2 = (sigma**2).sum() - (sigma**4 * g**2).sum(-1) / s2g2
-        ratios.append(np.sqrt(fa2) / opt)
-        coss.append(np.abs(g[:, 0]) / np.sqrt(s2g2))
-        left -= c
-    return np.concatenate(ratios), np.concatenate(coss)
+    s1 = np.asarray(sigma_top, dtype=float)
+    r = s1.size
+    x = np.linalg.solve(np.swapaxes(g_top, -1, -2), np.swapaxes(np.linalg.solve(np.swapaxes(g_top, -1, -2),
+                                                                                 wishart), -1, -2))
+    m = eps**2 * x / s1[:, None] / s1[None, :]                    # eps^2 S1^-1 G1^-T W G1^-1 S1^-1
+    m = 0.5 * (m + np.swapaxes(m, -1, -2))
+    s_mat = np.eye(r) + m
+    si = np.linalg.inv(s_mat)
+    t1 = _sq(m @ si * s1[None, :])
+    mid = si @ m @ si
+    t2 = np.einsum("...ii,i->...", mid, s1**2)
+    t3 = eps**2 * np.trace(mid, axis1=-2, axis2=-1)
+    lam = np.linalg.eigvalsh(m)
+    t4 = eps**2 * ((tail - r) + np.sum(1.0 / (1.0 + lam) ** 2, axis=-1))
+    return t1 + t2 + t3 + t4
+
+
+def bartlett_wishart(dof: int, r: int, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """``draws`` samples of ``G^T G`` for ``G (dof x r)`` iid N(0, 1) (Wishart(dof, I_r)) by Bartlett's
+    decomposition ``W = A A^T``, ``A`` lower triangular with ``A_ii^2 ~ chi^2_{dof - i}``, ``A_ij ~ N(0, 1)``."""
+    a = np.tril(rng.standard_normal((draws, r, r)), -1)
+    idx = np.arange(r)
+    a[:, idx, idx] = np.sqrt(rng.chisquare(dof - idx, size=(draws, r)))
+    return a @ np.swapaxes(a, -1, -2)
+
+
+def long_tail_ratio_draws(r: int, tail: int, eps: float, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """Monte-Carlo of P004 Thm 3 on :func:`long_tail_spectrum` ``(r, tail, eps)``: ``FA^2 / opt^2`` for ``draws``
+    Gaussian feedbacks, through :func:`long_tail_fa_error_sq` (same distribution as :func:`theorem3_ratios`)."""
+    g_top = rng.standard_normal((draws, r, r))
+    fa2 = long_tail_fa_error_sq(g_top, bartlett_wishart(tail, r, draws, rng), np.ones(r), tail, eps)
+    return fa2 / (tail * eps**2)
+
+
+def theorem4_statistics(a: np.ndarray, s: np.ndarray, k: int, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""P004 Thm 4 (r = 1, ``sigma_1 = 1``, ``sigma_2..k = eps``; claims.md §4.4.2-3) from ``a = g_1^2`` and
+    ``s = sum_{i>=2} g_i^2`` (``g = V^T B``):
+
+    .. math:: \frac{FA^2}{opt^2} = 1 + \frac{s(1-\epsilon^2)}{(k-1)(a + \epsilon^2 s)},\qquad
+              \cos(Z_{FA}, Z_{GD}) = \frac{|g_1|}{\sqrt{a + \epsilon^2 s}}
+
+    (``FA^2 = sum sigma^2 - sum sigma^4 g^2 / sum sigma^2 g^2`` rearranged so that no two nearly equal numbers are
+    subtracted; ``Z_GD`` spans ``u_1``). Returns ``(error ratios FA / opt, cosines)``.
+    """
+    a, s = np.asarray(a, dtype=float), np.asarray(s, dtype=float)
+    den = a + eps**2 * s
+    ratio = np.sqrt(1.0 + s * (1.0 - eps**2) / ((k - 1) * den))
+    return ratio, np.sqrt(a / den)
+
+
+def theorem4_draws(k: int, eps: float, draws: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Monte-Carlo of P004 Thm 4 over Gaussian feedback: :func:`theorem4_statistics` at ``a = g_1^2 ~ chi^2_1`` and
+    ``s ~ chi^2_{k-1}`` (exactly the distribution of ``g = V^T B``, at O(1) cost per draw for any ``k``).
+    Returns ``(error ratios, cosines)``, each ``(draws,)``."""
+    a = rng.standard_normal(draws) ** 2
+    s = rng.chisquare(k - 1, draws)
+    return theorem4_statistics(a, s, k, eps)
 
 
 def theorem4_ratio_bound(k: int, eps: float) -> float:
