@@ -103,3 +103,14 @@ def test_every_p003_experiment_measures_its_specs_in_quick_mode(tmp_path):
         assert all(f.exists() for f in rec.measured.figures)
     assert verdicts == EXPECTED
     assert set(EXPECTED) == {c for e in EXPERIMENTS.values() if e.paper == "P003" for c in e.claim_ids}
+
+
+@pytest.mark.slow
+def test_p003_verdicts_are_the_same_for_five_base_seeds(tmp_path):
+    for base in range(5):
+        seeds = (base, base + 1, base + 2)
+        got = {}
+        for exp in experiments_for(["P003"]):
+            rec = run_experiment(exp, RunContext(quick=True, out_dir=tmp_path, seeds=seeds, write_figures=False))
+            got |= {c.id: c.verdict for c in rec.claims}
+        assert got == EXPECTED, base

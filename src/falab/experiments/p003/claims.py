@@ -214,7 +214,8 @@ OAE = ClaimSpec(
             "does not; scaling M to ||M||_2 = 1 matches FA's first-layer step to GD's and the data scaling tames "
             "Sigma's top eigenvalue (from A >= 0, not from a mean). 3-layer GD is measured in the stated setting.",
     if_qualified="Observations (i) and (iii) hold only once M and the data are rescaled (as stated, FA diverges); "
-                 "(ii) fails in both settings: 3-layer GD leaves the saddle before 1e5 iterations.")
+                 "(ii) is left out of the corrected claim: the iteration at which 3-layer GD leaves the saddle is "
+                 "reported with Fig. 2 (full runs: before 1e5 in both settings).")
 
 FIG1A, FIG1B, FIG1C = (INV, T3), (OZERO,), (NONMONO,)
 FIG3, FIG4, FIG5A, FIG5B, FIG2 = (T2, VT, T8, T9), (T5, T10), (T67,), (T6I,), (OAE, P1, OSTAT)

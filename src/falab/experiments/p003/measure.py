@@ -117,7 +117,7 @@ def _euler(res: Fig3Result, cfg: C.Fig3) -> dict[str, Any]:
 def _modified(res: Fig3Result, cfg: C.Fig3) -> dict[str, Any]:
     d, lam = cfg.d, cfg.lam
     r2 = th.k0_root(d, lam) ** 2
-    inv = corrected = printed = q_rel = 0.0
+    inv = corrected = q_rel = 0.0
     printed = -math.inf
     decreasing = 0
     for eta, x in res.modified.items():

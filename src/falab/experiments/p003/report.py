@@ -203,9 +203,10 @@ def orderings(ctx: RunContext, cfg: C.Backward, res: BackwardResult, m: dict) ->
 
 
 def paper_numbers_backward(cfg: C.Backward, m: dict) -> list[PaperNumber]:
-    return [PaperNumber("Fig. 5a step time / delta (roots -2, 1, 2)", "2/3 (about 0.667)", round(m["cubic_step_time"], 6),
-                        "Fig. 5a, delta = 10, 20, 30"),
-            *[PaperNumber(f"step time T, lambda = {lam:g}", f"2/((r3-r2)(r2-r1)) = {f:.6f}", round(t, 6),
+    return [PaperNumber("Fig. 5a step time / delta (roots -2, 1, 2)", "2/3 (about 0.667)", f"{m['cubic_step_time']:.6f}",
+                        "Fig. 5a (printed delta = 10, 20, 30)", "ours: slope of the crossing time between delta = "
+                        f"{cfg.cubic_deltas[-2]:g} and {cfg.cubic_deltas[-1]:g}"),
+            *[PaperNumber(f"step time T, lambda = {lam:g}", f"2/((r3-r2)(r2-r1)) = {f:.6f}", f"{t:.6f}",
                           f"Thm 6/7, d = {cfg.d:g}, K = {cfg.K:g}", "the paper prints no lambda values for Fig. 5b")
               for lam, t, f in zip(cfg.lams, m["step_times"], m["step_times_formula"])]]
 
@@ -253,8 +254,10 @@ def fig2(ctx: RunContext, cfg: C.Autoencoder, res: Fig2Result, ps: list[dict]) -
           f"diag{cfg.latent_var} (main text; the appendix says I_5), eta = {cfg.eta}, {cfg.iterations} iterations). "
           f"**Stated setting** (M ~ U(0,1), data as sampled): {n_div} of {n_st} FA draws diverge "
           f"({'; '.join(div_steps)[:200]}), GD does not. Measured reasons: the top eigenvalue of Sigma_xx is "
-          f"{span(ps, 'sigma_top_eigenvalue')} (next ones about {ps[0]['sigma_eigenvalues_top6'][1]:.3g}, "
-          f"{ps[0]['sigma_eigenvalues_top6'][2]:.3g}); its eigenvector is the all-ones direction (|cos| "
+          f"{span(ps, 'sigma_top_eigenvalue')} (seed {ctx.seeds[0]}: then {ps[0]['sigma_eigenvalues_top6'][1]:.3g}, "
+          f"{ps[0]['sigma_eigenvalues_top6'][2]:.3g}, {ps[0]['sigma_eigenvalues_top6'][3]:.3g}, "
+          f"{ps[0]['sigma_eigenvalues_top6'][4]:.3g}, then the noise level "
+          f"{ps[0]['sigma_eigenvalues_top6'][5]:.2g}); its eigenvector is the all-ones direction (|cos| "
           f"{span(ps, 'top_eigvec_cos_ones')}), i.e. it comes from the non-negative entries of A, not from a mean (the "
           f"data are centred: largest coordinate mean {span(ps, 'largest_coordinate_mean', '.2g')}); and "
           f"||M||_2 = {span(ps, 'M_spectral_norm_mean')} for 20 x 20 U(0,1) feedback, which makes FA's first-layer "
@@ -264,7 +267,7 @@ def fig2(ctx: RunContext, cfg: C.Autoencoder, res: Fig2Result, ps: list[dict]) -
           f"{span(ps, 'data_scale')} on Sigma; for GD this equals a step eta times that factor). Median iterations to "
           f"trace norm 0.5: " + ", ".join(f"{k} {v:g}" for k, v in half.items()) + f"; to {cfg.k - 0.5}: "
           + ", ".join(f"{k} {v:g}" for k, v in full.items()) + f" (FA ahead of GD there on {faster45[0]} of "
-          f"{faster45[1]} draws: FA's head start is in the first component). 3-layer GD leaves the saddle (trace "
+          f"{faster45[1]} draws). 3-layer GD leaves the saddle (trace "
           f"norm 0.5) at iteration {span(ps, 'stated_gd3_start', '.6g')} in the stated setting (horizon "
           f"{cfg.gd3_steps}) and {span(ps, 'gd3_start', '.6g')} in the scaled one (inf: not within the horizon); "
           f"the paper's Fig. 2 shows it still at 0 after 1e5. Share of the rise spent on integer plateaus: 3-layer FA "
