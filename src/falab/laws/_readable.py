@@ -159,6 +159,7 @@ def describe(f: Field, Z: Tensor, mons: list[Tensor], feedback: dict[int, Tensor
     if n_lin:
         lin = torch.linalg.qr(lin).Q
         parts = []
+        single = 0
         for name, (a, b) in f.offsets.items():
             blk = lin[a:b]
             r = int((torch.linalg.svdvals(blk) > 1e-8).sum()) if blk.numel() else 0
@@ -169,6 +170,9 @@ def describe(f: Field, Z: Tensor, mons: list[Tensor], feedback: dict[int, Tensor
             _, sv2, vh2 = torch.linalg.svd(only, full_matrices=True)
             sv2f = torch.cat([sv2, torch.zeros(n_lin - sv2.numel(), dtype=sv2.dtype)])
             r_only = int((sv2f <= 1e-9).sum())
+            if r_only == 0:
+                continue
+            single += r_only
             text = f"{r_only} on {name}"
             l = int(name[1:])
             fm = feedback.get(l + 1) if name[0] == "W" else None
@@ -185,6 +189,8 @@ def describe(f: Field, Z: Tensor, mons: list[Tensor], feedback: dict[int, Tensor
                     what = f"B{l + 1}^T" if l not in direct else f"D{l}"
                     text += f" (u^T {name} fixed for every u ⊥ range({what}): {n_l - rk} x {n_in})"
             parts.append(text)
+        if n_lin > single:
+            parts.append(f"{n_lin - single} combining several blocks")
         polys = torch.stack([mon.linear(lin[:, i]) for i in range(n_lin)], dim=1)
         laws.append(ReadableLaw("linear", "components that never move: " + "; ".join(parts), n_lin, polys=polys))
         explained.append(Z.T @ polys)
@@ -217,7 +223,7 @@ def describe(f: Field, Z: Tensor, mons: list[Tensor], feedback: dict[int, Tensor
             fb, label = torch.linalg.pinv(d_next).T @ direct[l].to(torch.float64), f"(D{l + 1}^+)^T D{l}^T"
         temps = _templates(f, mon, l, fb, label)
         names = list(temps)
-        if len(names) < 2 and not names:
+        if not names:
             continue
         h = f.model.widths[l]
         forms = [("matrix", [(j, kk) for j in range(h) for kk in range(j, h)]), ("per-neuron", [(j, j) for j in range(h)]),
