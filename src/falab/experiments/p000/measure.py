@@ -68,9 +68,8 @@ def fig2_seed(lin: Fig1Result, relu: Fig1Result, s: int) -> dict[str, float]:
     return {"fig2_loss_rises": max(rises), "fig2_final_over_initial": max(drop)}
 
 
-def laws_seed(laws: LawsResult, table: dict, s: int) -> dict[str, float]:
-    """Per-neuron, matrix, DFA and zero-init quantities of seed index ``s`` (the table is reported, not decided)."""
-    del table
+def laws_seed(laws: LawsResult, s: int) -> dict[str, float]:
+    """Per-neuron, matrix, DFA and zero-init quantities of seed index ``s``."""
     return {
         "neuron_flow_drift": float(laws.neuron_flow_drift[s]), "neuron_euler_rel": float(laws.neuron_euler_rel[s]),
         "law_euler_rel_bias": float(laws.law_euler_rel_bias[s]), "matrix_flow_drift": float(laws.matrix_flow_drift[s]),
@@ -96,6 +95,12 @@ def _bound_excess(t: np.ndarray, err: np.ndarray, q0: float, lam: float, n: int)
     return float(np.max(err[mask] / bound[mask]) - 1.0)
 
 
+def _relative(v: list[float]) -> list[float]:
+    """Values over their geometric mean (a log-log slope is unchanged; per-seed offsets drop out of a pooled fit)."""
+    a = np.asarray(v, dtype=float)
+    return list(a / np.exp(np.mean(np.log(a))))
+
+
 def minnorm_seed(r: MinNormResult, cfg: MinNormConfig, s: int) -> dict:
     """L.A1, T5.2 and E.minnorm quantities of seed index ``s``."""
     a = slice(s * ARMS, (s + 1) * ARMS)
@@ -107,16 +112,16 @@ def minnorm_seed(r: MinNormResult, cfg: MinNormConfig, s: int) -> dict:
         rate = fitted_rate(t, err[:, s])
         excess.append(_bound_excess(t, err[:, s], q0, lam, cfg.n))
         ratio.append(rate / theory.guaranteed_rate(q0, lam, n_samples=cfg.n))
-        rates_x.append(-q0), rates_y.append(rate * cfg.n / lam)  # in units of the seed's lam_min / n
+        rates_x.append(-q0), rates_y.append(rate)
+    rates_x, rates_y = _relative(rates_x), _relative(rates_y)  # the seed's offsets out: the pooled fit is within-seed
     for i in range(s * ARMS, (s + 1) * ARMS):
         excess.append(_bound_excess(r.flow_t, r.flow_err[:, i], float(r.q0[i]), lam, cfg.n))
     zero = s * ARMS + 2
     printed = s * ARMS + 3
     sweep_x, sweep_y = [], []
     for h in cfg.sweep_widths:  # within each width, relative to the geometric mean over scales (removes h^(1/2))
-        vals = np.array([r.sweep[(sc, h)][s] for sc in cfg.sweep_scales])
         sweep_x += list(cfg.sweep_scales)
-        sweep_y += list(vals / np.exp(np.mean(np.log(vals))))
+        sweep_y += _relative([r.sweep[(sc, h)][s] for sc in cfg.sweep_scales])
     return {
         "la1_printed_hypothesis_perp": float(r.flow_perp_fraction[-1, printed]),
         "la1_zero_init_perp": float(max(r.flow_perp_fraction[:, zero].max(), r.euler_perp_fraction[:, zero].max())),
