@@ -122,12 +122,13 @@ def test_dense_and_structured_spans_identical():
         assert span_distance(s.basis, dd.basis) < 1e-8
 
 
-def test_counts_and_certificate_identical_over_seeds():
+@pytest.mark.parametrize("act", ["identity", "relu"])
+def test_counts_and_certificate_identical_over_seeds(act):
     got = set()
     for seed in (0, 1, 2):
-        d = discover(MLP((3, 4, 2), "identity"), FeedbackAlignment(), seed=seed, verify_flow=False)
+        d = discover(MLP((3, 4, 2), act), FeedbackAlignment(), seed=seed, verify_flow=False)
         c = d.certificate
-        got.add((d.n_laws, c.independent, c.bound, c.complete))
+        got.add((d.n_laws, c.independent, c.bound, c.complete, tuple(r.kind for r in d.readable)))
     assert len(got) == 1
 
 
@@ -174,6 +175,13 @@ def test_cli_bad_input_one_line_exit_2(tmp_path, capsys, text, needle):
     assert code == 2
     lines = cap.err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("error: Invalid")
+
+
+def test_cli_missing_config_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["laws", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and "Invalid config" in err[0]
 
 
 def test_cli_writes_report(tmp_path, capsys):

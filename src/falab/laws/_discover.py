@@ -85,14 +85,21 @@ class Certificate:
 
     @property
     def complete(self) -> bool:
-        return self.independent >= self.bound
+        """The independent laws found reach the bound (no law of any form is missing)."""
+        return self.independent == self.bound
+
+    @property
+    def consistent(self) -> bool:
+        """More independent laws than the bound is impossible: it would mean a numerical failure."""
+        return self.independent <= self.bound
 
     @property
     def gap(self) -> int:
         return max(self.bound - self.independent, 0)
 
     def summary(self) -> str:
-        state = "complete" if self.complete else f"gap {self.gap}"
+        state = ("complete" if self.complete else f"gap {self.gap}" if self.consistent
+                 else "INCONSISTENT (more laws than the bound: a numerical failure)")
         return (f"{self.independent} independent law(s) found, bound D - dim Lie = {self.D} - {self.lie_dim} = "
                 f"{self.bound}: {state}")
 
