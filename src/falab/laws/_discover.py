@@ -34,15 +34,17 @@ from ._field import LOSS, Field, check_rule, sign_tracking
 from ._lie import LieResult, lie_dimension_generic
 from ._readable import ReadableLaw, describe
 from ._system import (
+    BlockSolution,
     LawDiscoveryError,
     RankDecision,
+    Terms,
     build_terms,
     decide_rank,
     monomials,
     solve_blocks,
     term_values,
 )
-from ._torus import STATIC, detect_torus
+from ._torus import STATIC, Torus, detect_torus
 
 MAX_DEGREE = 4
 
@@ -340,8 +342,8 @@ def discover(
         coords=[f"{c.name}[{c.row},{c.col}]" if c.kind == "W" else f"{c.name}[{c.row}]" for c in f.coords])
 
 
-def _solve(f: Field, mons: list[Tensor], terms, torus, S: int, g: torch.Generator, structured: bool,
-           distinct_points: int | None, theta_v: Tensor, v_val: Tensor):
+def _solve(f: Field, mons: list[Tensor], terms: Terms, torus: Torus, S: int, g: torch.Generator, structured: bool,
+           distinct_points: int | None, theta_v: Tensor, v_val: Tensor) -> tuple[Tensor, BlockSolution, Terms, Torus]:
     """Sample ``S`` equations per block, solve the blocks, validate the assembled basis on fresh samples."""
     theta, x, z = f.sample(S, g)
     if distinct_points is not None:
