@@ -24,6 +24,7 @@ Limits: MLPs only (the falab.models MLP, any depth, activations and biases); pol
 field is one vector field per data set (fixed feedback, or uSF/frSF inside one sign orthant; brSF is rejected).
 """
 
+from ._atlas import AtlasConfig, load_atlas, make_rule, parse_atlas, run_atlas
 from ._bench import bench_laws
 from ._discover import (
     FUNCTION_CLASSES,
