@@ -162,7 +162,7 @@ VERDICT_LITERAL = re.compile(r"""["'](confirmed|qualified|refuted|inconclusive)[
 
 
 # Modules still on the previous interface (they return their own verdicts); emptied as each paper moves to specs.
-LEGACY = {"p002_tensor_bias.py", "p004_low_rank_fa.py"}
+LEGACY = {"p002_tensor_bias.py"}
 
 
 def _experiment_sources() -> list[Path]:

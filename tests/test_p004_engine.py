@@ -6,7 +6,7 @@ import torch
 
 from falab._checks import FalabInputError
 from falab.dynamics import Euler, Problem, simulate_discrete, simulate_flow
-from falab.experiments.p004_low_rank_fa import LOSS, mf_problem
+from falab.experiments.p004.runs import LOSS, mf_problem
 from falab.instruments import _p004 as ins
 from falab.models._matfac import factors, feedback_slot, from_factors, identity_inputs, matrix_factorization
 from falab.theory import _p004 as th
@@ -173,3 +173,29 @@ def test_instruments_basic_relations():
     y, z0, w0, b = _small()
     assert ins.surrogate_loss(z0, w0, y, b) == pytest.approx(
         0.5 * float(torch.linalg.matrix_norm(ins.residual(z0, w0, y, b)) ** 2))
+
+
+def test_step_monitors_match_the_identities_per_member_and_detect_a_wrong_step():
+    y, z0, w0, b = _small(seed=10, members=3)
+    eta = 4e-3
+    prob, p0 = mf_problem("FA*", y, z0, w0, b)
+    mon = ins.FAStarStepMonitor(y, b, eta)
+    simulate_discrete(prob, p0, Euler(lr=eta), 30, record_steps=[0], on_step=mon)
+    assert mon.gram_rel.shape == (3,) and float(mon.gram_rel.max()) < 1e-12
+    assert float(mon.align_rel.max()) < 1e-12 and float(mon.gram_rel_inc.max()) < 1e-9
+    prob_fa, p0f = mf_problem("FA", y, z0, w0, b)
+    fa = ins.FAStepMonitor(y, b, eta)
+    simulate_discrete(prob_fa, p0f, Euler(lr=eta), 30, record_steps=[0], on_step=fa)
+    assert fa.rel.shape == (3,) and float(fa.rel.max()) < 1e-9
+    # a monitor told the wrong step size sees the violation (the identities can fail)
+    wrong = ins.FAStepMonitor(y, b, 2 * eta)
+    simulate_discrete(prob_fa, p0f, Euler(lr=eta), 5, record_steps=[0], on_step=wrong)
+    assert float(wrong.rel.min()) > 0.1
+
+
+def test_sign_changes_and_log_curve_distance():
+    t = torch.linspace(0, 6, 601, dtype=torch.float64)
+    x = torch.stack([torch.sin(t), torch.exp(-t), 1e-12 * torch.sin(40 * t) + (t < 1).double()], dim=1)
+    assert ins.sign_changes(x).tolist() == [1, 0, 0]       # noise below the floor is ignored
+    a = torch.tensor([[1.0], [0.1]], dtype=torch.float64)
+    assert float(ins.log_curve_distance(a, a / 10)[0]) == pytest.approx(1.0, rel=1e-12)

@@ -9,7 +9,7 @@ from . import (
     p000,  # noqa: E402,F401
     p002_tensor_bias,  # noqa: E402,F401
     p003,  # noqa: E402,F401
-    p004_low_rank_fa,  # noqa: E402,F401
+    p004,  # noqa: E402,F401
 )
 from ._catalog import CLAIMS, PAPERS
 from ._claims import Check, ClaimResult, ClaimSpec, Proportion, Slope, Statistic, decide
