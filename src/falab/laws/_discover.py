@@ -329,6 +329,8 @@ def discover(
         laws = describe(f, basis, mons, fb_used, direct)
         for law in laws:
             law.known = _stated_in_seeds(rule, model, law)
+            if not law.known and law.kind in ("matrix", "per-neuron") and rule.name in ("dfa", "fa_star"):
+                law.text += " (a stronger form than the one the seeds state)"
     seconds = time.perf_counter() - t_start - seconds_cert
     drift, status = None, "not run"
     if verify_flow and basis.shape[1]:

@@ -175,9 +175,16 @@ def describe(f: Field, Z: Tensor, mons: list[Tensor], feedback: dict[int, Tensor
             single += r_only
             text = f"{r_only} on {name}"
             l = int(name[1:])
-            fm = feedback.get(l + 1) if name[0] == "W" else None
+            L = f.model.n_layers
+            fm, what = None, ""
             if name[0] == "W" and l in direct:
-                fm = direct[l]  # DFA: delta_l lies in range(D_l), D_l stored transposed (n_L, n_l)
+                fm, what = direct[l], f"D{l}"  # DFA: delta_l lies in range(D_l), D_l stored transposed (n_L, n_l)
+            elif name[0] == "W" and l < L and all(q in feedback for q in range(l + 1, L + 1)):
+                # FA, linear layers: delta_l = B_{l+1}^T ... B_L^T e lies in the range of the chain's transpose
+                fm = feedback[L]
+                for q in range(L - 1, l, -1):
+                    fm = fm @ feedback[q]
+                what = f"B{l + 1}^T" if l + 1 == L else f"(B{L}⋯B{l + 1})^T"
             if fm is not None and r_only:
                 n_l, n_in = f.shapes[name]
                 rk = int(torch.linalg.matrix_rank(fm.to(torch.float64)))
@@ -186,7 +193,6 @@ def describe(f: Field, Z: Tensor, mons: list[Tensor], feedback: dict[int, Tensor
                     float((fm.to(torch.float64) @ vecs[:, i].view(n_l, n_in)).abs().max()) < 1e-8
                     for i in range(r_only))
                 if ok:
-                    what = f"B{l + 1}^T" if l not in direct else f"D{l}"
                     text += f" (u^T {name} fixed for every u ⊥ range({what}): {n_l - rk} x {n_in})"
             parts.append(text)
         if n_lin > single:
