@@ -311,8 +311,14 @@ def discover(
     else:
         independent, ind_margin = 0, float("inf")
     piecewise = bool({a.name for a in model.activations} & {"relu", "leaky_relu"}) or f.signs is not None
-    points = [theta0] + ([generic_point(f, g) for _ in range(2)] if piecewise else [])
-    lie: LieResult = lie_dimension_generic(f, points, g, max_level=max_lie_level)
+    lie: LieResult = lie_dimension_generic(f, [theta0], g, max_level=max_lie_level)
+    if piecewise and lie.bound > independent:
+        # Piecewise fields: the dimension is constant only per region and the generic value is the largest, so a
+        # gap may come from a degenerate region. Only a gap can change (the bound never drops below the laws found,
+        # so a complete certificate stays complete): then look at two more generic points.
+        more = lie_dimension_generic(f, [generic_point(f, g) for _ in range(2)], g, max_level=max_lie_level)
+        if more.dim > lie.dim:
+            lie = more
     cert = Certificate(fc.describe(), _assumptions(model, rule, torus.name), f.D, lie.dim, lie.levels, lie.stabilised,
                        lie.decision.margin if lie.decision else float("inf"), independent, ind_margin)
     seconds_cert = time.perf_counter() - t_cert
