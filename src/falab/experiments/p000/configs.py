@@ -81,7 +81,8 @@ class LawsConfig:
 @dataclass(frozen=True)
 class MinNormConfig:
     """Thm 5.2 on the Fig. 1 data (d = 10, n = 5, h = 100, mean loss), four initialisations per seed as one ensemble
-    (every arm has Q(0) < 0: the slowest rate (-Q(0)) lam_min / n converges it by t = 2.5); the n >= d arm (n = d + 5); the sweep of the distance to
+    (every arm has Q(0) < 0: the slowest rate (-Q(0)) lam_min / n converges it by t = 2.5); the n >= d arm (n = d + 5,
+    flow to ``n_ge_d_time``); the sweep of the distance to
     X^+y over the W_1(0) scale and the width."""
 
     d: int = 10
@@ -96,6 +97,7 @@ class MinNormConfig:
     sweep_scales: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)  # std of W_1(0)
     sweep_widths: tuple[int, ...] = (25, 50, 100, 200)
     sweep_time: float = 1.5  # horizon 1.5 x 100 / h (the slowest rate grows like h)
+    n_ge_d_time: float = 10.0  # n = d + 5: the smallest eigenvalue of X^T X / n is ~4x smaller
 
     @classmethod
     def quick(cls) -> MinNormConfig:

@@ -524,7 +524,7 @@ def minnorm_runs(cfg: MinNormConfig, seeds: Sequence[int], tighten: float = 1.0)
         xb.append(xx), yb.append(yy), w1b.append(normal(g, (cfg.h, cfg.d), math.sqrt(cfg.w1_scale)))
         w2b.append(normal(g, (1, cfg.h), 1.0))
     pb = {"W1": torch.stack(w1b), "W2": torch.stack(w2b)}
-    n_ge_d = _limit_distance(torch.stack(xb), torch.stack(yb), pb, pb["W2"].clone(), cfg.flow_time, tighten)
+    n_ge_d = _limit_distance(torch.stack(xb), torch.stack(yb), pb, pb["W2"].clone(), cfg.n_ge_d_time, tighten)
     q0 = fa_quantity([p0["W1"], p0["W2"]], {2: b})[..., 0].numpy()
     return MinNormResult(flow_err=tr_f.metric("err").numpy(), q0=q0, lam_min=np.array(lam), rate_t=rate_t,
                          rate_err=rate_err, rate_q0=rate_q0, n_ge_d_rel=n_ge_d, sweep=_sweep(cfg, seeds, tighten),
