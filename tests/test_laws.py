@@ -256,3 +256,12 @@ def test_scaling_d220_within_a_minute():
     d = discover(MLP((10, 10, 10, 2), "relu"), FeedbackAlignment(), verify_flow=False, readable=False)
     assert time.perf_counter() - t < 60
     assert d.D == 220 and d.n_laws == 20 and d.certificate.complete
+
+
+def test_mixed_activations_only_the_homogeneous_layer_conserves():
+    # claims.md §1.9: only the activation of layer i matters; tanh at layer 1, ReLU at layer 2
+    model = MLP((3, 3, 3, 2), ("tanh", "relu"))
+    s = discover(model, FeedbackAlignment(), verify_flow=False)
+    d = discover(model, FeedbackAlignment(), structured=False, verify_flow=False)
+    assert s.torus == "neuron (homogeneous layers)" and span_distance(s.basis, d.basis) < 1e-8
+    assert [r.text.split(":")[0] for r in s.readable] == ["layer 2"] and s.certificate.complete

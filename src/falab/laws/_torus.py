@@ -51,10 +51,15 @@ def _layer_weights(f: Field) -> Tensor:
     return w
 
 
-def _neuron_weights(f: Field) -> Tensor:
+HOMOGENEOUS = ("identity", "relu", "leaky_relu")  # positively 1-homogeneous: phi(s h) = s phi(h), s > 0
+
+
+def _neuron_weights(f: Field, only_homogeneous: bool = False) -> Tensor:
     widths = f.model.widths
     index = {}
     for l in range(1, len(widths) - 1):
+        if only_homogeneous and f.model.activations[l - 1].name not in HOMOGENEOUS:
+            continue
         for j in range(widths[l]):
             index[(l, j)] = len(index)
     w = torch.zeros(f.D, max(len(index), 1), dtype=torch.long)
@@ -107,7 +112,9 @@ def detect_torus(f: Field, g: torch.Generator, *, structured: bool = True, n_poi
     cands: list[tuple[str, Tensor]] = []
     if structured:
         lw, nw = _layer_weights(f), _neuron_weights(f)
-        cands = [("layer+neuron", torch.cat([lw, nw], dim=1)), ("neuron", nw), ("layer", lw)]
+        # mixed activations: the units of homogeneous layers still scale (e.g. a ReLU layer after a tanh layer)
+        cands = [("layer+neuron", torch.cat([lw, nw], dim=1)), ("neuron", nw), ("layer", lw),
+                 ("neuron (homogeneous layers)", _neuron_weights(f, only_homogeneous=True))]
     for name, w in cands:
         if w.shape[1] == 0:
             continue
