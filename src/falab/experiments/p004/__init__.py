@@ -30,7 +30,8 @@ def _fig2(ctx: RunContext) -> Measured:
                                                                                                      per_seed)
     sizes = {"n": cfg.n, "steps": panels.steps, "t3_draws": t3.fa_error.size, "t4_draws": t4.fa_error.size,
              "t3_k": t3.sigma.size, "t4_k": t4.sigma.size, "formula_draws_per_seed": tcfg.formula_draws}
-    return Measured(per_seed, md, figs, sizes, report.theorems_paper_numbers(per_seed, mc))
+    pn = report.fig2_paper_numbers(panels, per_seed) + report.theorems_paper_numbers(per_seed, mc)
+    return Measured(per_seed, md, figs, sizes, pn)
 
 
 def _fig3a(ctx: RunContext) -> Measured:
@@ -43,7 +44,7 @@ def _fig3a(ctx: RunContext) -> Measured:
 
 def _fig3b(ctx: RunContext) -> Measured:
     cfg = FAStarConfig.of(ctx.quick)
-    res = runs.fa_star_runs(cfg, ctx.seeds, ctx.tighten, runs.FIG3B_MEASURES, ctx.progress)
+    res = runs.fa_star_runs(cfg, ctx.seeds, ctx.tighten, runs.FIG3B_MEASURES, ctx.progress, every_draw=True)
     per_seed = measure.fig3b(res)
     md, figs, pn = report.fig3b_report(ctx, res, per_seed)
     sizes = {"t_end": cfg.t_end, "draws_per_seed": cfg.draws, "euler_steps": cfg.euler_steps}

@@ -346,31 +346,37 @@ FIG4_MEASURES = {"lam_min": ins.m_lam_min, "alignment": ins.m_alignment, "lemma5
 
 @dataclass
 class FAStarResult:
-    """FA* on the Fig. 3b setting: the exact flow on draw 0 of every seed (members = seeds) with ``measures``, and
-    Euler (eta, members seed-major over every draw) with its loss at every step and the identity monitor."""
+    """FA* on the Fig. 3b setting: the exact flow on draw 0 of every seed (members = seeds) with ``measures``; for
+    Fig. 3b also the flow's ``dL/dt`` on every draw (``rates``: (T, seeds * draws), members seed-major; else None);
+    Euler (eta) on draw 0 of every seed with the identity monitor."""
 
     setting: dict[str, Tensor]
     flow: Trajectory
-    euler_loss: np.ndarray            # (steps + 1, seeds * draws)
-    euler_lam_min: np.ndarray         # (steps + 1, seeds * draws): lam_min of the symmetric part of A = W B
+    rates: np.ndarray | None
     euler: ins.FAStarStepMonitor
     draws: int
 
 
-def fa_star_runs(cfg: FAStarConfig, seeds: Sequence[int], tighten: float, measures: dict, progress: Progress
-                 ) -> FAStarResult:
+def fa_star_runs(cfg: FAStarConfig, seeds: Sequence[int], tighten: float, measures: dict, progress: Progress,
+                 *, every_draw: bool = False) -> FAStarResult:
     s = setting_draws(cfg, seeds, cfg.draws)
     first = slice(0, None, cfg.draws)
     progress(f"P004 Fig3b/4: FA* flow on {len(seeds)} draws")
+    grid = _graded_grid(cfg)
     prob, p0 = mf_problem("FA*", s["y"][first], s["z0"][first], s["w0"][first], s["b"][first])
-    flow = simulate_flow(prob, p0, _graded_grid(cfg), rtol=RTOL * tighten, atol=ATOL * tighten, measures=measures,
+    flow = simulate_flow(prob, p0, grid, rtol=RTOL * tighten, atol=ATOL * tighten, measures=measures,
                          keep_params=False)
-    progress(f"P004 Fig3b/4: FA* Euler on {len(seeds) * cfg.draws} draws")
-    mon = ins.FAStarStepMonitor(s["y"], s["b"], cfg.eta)
-    prob_e, p0e = mf_problem("FA*", s["y"], s["z0"], s["w0"], s["b"])
-    tr = simulate_discrete(prob_e, p0e, Euler(lr=cfg.eta), cfg.euler_steps, record_every=1,
-                           measures={"loss": ins.m_loss, "lam_min": ins.m_lam_min}, on_step=mon, keep_params=False)
-    return FAStarResult(s, flow, tr.metric("loss").numpy(), tr.metric("lam_min").numpy(), mon, cfg.draws)
+    rates = None
+    if every_draw:
+        progress(f"P004 Fig3b: FA* flow on {len(seeds) * cfg.draws} draws (dL/dt)")
+        prob_all, p0_all = mf_problem("FA*", s["y"], s["z0"], s["w0"], s["b"])
+        rates = simulate_flow(prob_all, p0_all, grid, rtol=RTOL * tighten, atol=ATOL * tighten,
+                              measures={"rate": ins.m_loss_rate}, keep_params=False).metric("rate").numpy()
+    mon = ins.FAStarStepMonitor(s["y"][first], s["b"][first], cfg.eta)
+    prob_e, p0e = mf_problem("FA*", s["y"][first], s["z0"][first], s["w0"][first], s["b"][first])
+    simulate_discrete(prob_e, p0e, Euler(lr=cfg.eta), cfg.euler_steps, record_steps=[0], on_step=mon,
+                      keep_params=False)
+    return FAStarResult(s, flow, rates, mon, cfg.draws)
 
 
 FIG5_VARIANTS = ("FA, W(0) optimal, eta_W = eta_Z", "FA, W(0) optimal, eta_W = 10 eta_Z", "FA, W(0) random")
