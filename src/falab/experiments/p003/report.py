@@ -171,13 +171,20 @@ def backward(ctx: RunContext, cfg: C.Backward, res: BackwardResult, m: dict) -> 
                         ylabel="theta_1", hlines=list(cfg.roots_printed)),
             plots.Panel([plots.Curve(res.ts / delta, np.abs(p[:, i] - lams[i]) + 1e-18, f"lambda = {lams[i]:g}")
                          for i in range(len(lams))], "|theta_1 theta_2 - lambda|: ~0 before and after the step",
-                        xlabel="t / delta", logy=True)], suptitle="Fig. 5a: backward incremental learning (Delta > 0)"))
+                        xlabel="t / delta", logy=True),
+            plots.Panel([plots.Curve(lams, np.asarray(m["peak_error_rel"]) * lams, "peak", {"marker": "o"}),
+                         plots.Curve(lams, np.abs(p[0] - lams) + 1e-18, "at t = 0", {"marker": "s"})],
+                        "the loss spike: peak |theta_1 theta_2 - lambda| vs lambda", xlabel="lambda", logy=True)],
+            suptitle="Fig. 5a: backward incremental learning (Delta > 0)"))
+    peaks = [pk * lam for pk, lam in zip(m["peak_error_rel"], lams)]
     rows = ", ".join(f"lambda = {lam:g}: T = {t:.6f} (formula {f:.6f}), peak error {pk:.3g} lambda"
                      for lam, t, f, pk in zip(lams, m["step_times"], m["step_times_formula"], m["peak_error_rel"]))
     md = (f"**Fig. 5a** (d = {cfg.d:g}, K = {cfg.K:g}, theta_0 = r_2 + e^-delta; step times from the slope of "
           f"event-detected crossing times between delta = {cfg.deltas[0]:g} and {cfg.deltas[-1]:g}): {rows}. The "
           f"error is at most {m['error_at_t0_rel']:.2g} lambda at t = 0 and peaks during the transit: the finding "
-          f"is a loss spike whose height falls with lambda. The printed cubic (-2, 1, 2) is the FA flow (6) with "
+          f"is a loss spike (peak |theta_1 theta_2 - lambda| from {min(peaks):.3g} to {max(peaks):.3g} over lambda, "
+          f"{m['peak_error_rel'][0]:.3g} to {m['peak_error_rel'][-1]:.3g} times lambda). The printed cubic (-2, 1, 2) "
+          f"is the FA flow (6) with "
           f"lambda = -35/27 shifted by 1/3 (its roots sum to 1, so they cannot be roots of (13) for lambda > 0): "
           f"step time {m['cubic_step_time']:.6f} vs 2/3. The Delta > 0 premise needs "
           f"K < -(3/2)(lambda^2/d)^(1/3) for every component; Appendix C.1 (2d = 1) prints about -(3/2) "
