@@ -148,7 +148,8 @@ def describe(f: Field, Z: Tensor, mons: list[Tensor], feedback: dict[int, Tensor
     # 1. linear laws: combinations of the basis with no quadratic part
     quad_rows = Z[f.D:]
     if quad_rows.shape[0]:
-        _, sv, vh = torch.linalg.svd(quad_rows, full_matrices=True)
+        # thin SVD: quad_rows is tall (all quadratic monomials x laws); its U would not fit in memory for large D
+        _, sv, vh = torch.linalg.svd(quad_rows, full_matrices=quad_rows.shape[0] < k)
         sv_full = torch.cat([sv, torch.zeros(k - sv.numel(), dtype=sv.dtype)])
         n_lin = int((sv_full <= 1e-9).sum())
         lin_c = vh[k - n_lin:].T if n_lin else torch.zeros(k, 0, dtype=Z.dtype)
@@ -258,13 +259,19 @@ def describe(f: Field, Z: Tensor, mons: list[Tensor], feedback: dict[int, Tensor
             with_b = f" with B = {label}" if any(n.startswith("B^T") for n, x in zip(names, cr) if float(x)) else ""
             laws.append(ReadableLaw(form, f"layer {l}: {terms}{with_b} — {where}", laws_e.shape[1],
                                     {n: float(x) for x, n in zip(cr, names)}, res, polys=laws_e))
+            before = _rank(explained)
             explained.append(Z.T @ laws_e)
+            new = _rank(explained) - before
+            if new < laws_e.shape[1]:
+                # the groups overlap (e.g. products of linear laws already hold part of the matrix law)
+                laws[-1].text += f" ({new} of its {laws_e.shape[1]} entries are new beyond the groups above)"
             break
     # 4. what is left
     if explained:
         e = torch.cat(explained, dim=1)
-        r = int((torch.linalg.svdvals(e / e.norm(dim=0).clamp_min(1e-300)) > 1e-8).sum()) if e.numel() else 0
-        q = torch.linalg.qr(e).Q[:, :r] if r else torch.zeros(k, 0, dtype=Z.dtype)
+        u, sv, _ = torch.linalg.svd(e / e.norm(dim=0).clamp_min(1e-300), full_matrices=False)
+        r = int((sv > 1e-8).sum())
+        q = u[:, :r]  # orthonormal basis of the explained span (QR's leading columns would not be, in general)
     else:
         r, q = 0, torch.zeros(k, 0, dtype=Z.dtype)
     left = k - r - prod_dims[0]
@@ -276,6 +283,13 @@ def describe(f: Field, Z: Tensor, mons: list[Tensor], feedback: dict[int, Tensor
         laws.append(ReadableLaw("other", f"{left} law(s) outside the groups above, involving {blocks}", left,
                                 polys=rest, known=False))
     return laws
+
+
+def _rank(cols: list[Tensor]) -> int:
+    if not cols:
+        return 0
+    e = torch.cat(cols, dim=1)
+    return int((torch.linalg.svdvals(e / e.norm(dim=0).clamp_min(1e-300)) > 1e-8).sum()) if e.numel() else 0
 
 
 def _blocks_of(f: Field, mons: list[Tensor], polys: Tensor) -> str:
