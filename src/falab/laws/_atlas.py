@@ -217,6 +217,8 @@ def run_atlas(cfg: AtlasConfig, out: Path, *, echo: Callable[[str], None] = lamb
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
+    # torch.func imports its compiler stack on first use (~2-3 s, once per process): pay it before the timings
+    discover(MLP((2, 2, 1), "identity"), Backprop(), verify_flow=False, readable=False)
     for e in cfg.entries:
         t = time.perf_counter()
         model = MLP(e.widths, e.activation, bias=cfg.bias)
