@@ -135,7 +135,7 @@ def _rng(ms: list[dict], key: str) -> str:
 
 
 def _horizon(cfg: Fig1Config, quick: bool) -> str:
-    return f"{cfg.steps} Euler iterations (η = {cfg.eta:g})" + (", quick: a tenth of the full run" if quick else "")
+    return f"{cfg.steps} Euler iterations (η = {cfg.eta:g})" + (", quick: a twentieth of the full run" if quick else "")
 
 
 def paper_numbers_fig1(cfg: Fig1Config, ms: list[dict], quick: bool) -> list[PaperNumber]:
