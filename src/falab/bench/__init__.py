@@ -88,7 +88,8 @@ def run_peer(python: Path, *, quick: bool = False, echo: Callable[[str], None] =
 
 def run_all(quick: bool = False, skip_nn: bool = False, echo: Callable[[str], None] = print,
             with_biotorch: bool = False, biotorch_python: str | Path | None = None) -> dict[str, float]:
-    """Core-engine figures, then the torch.nn layer figures, then BioTorch's from its own venv (``with_biotorch``).
+    """Core-engine figures, the torch.nn layer figures, the conservation-law discovery times, then BioTorch's from its
+    own venv (``with_biotorch``).
 
     The peer's interpreter and version are checked before anything is timed.
     """
@@ -107,6 +108,9 @@ def run_all(quick: bool = False, skip_nn: bool = False, echo: Callable[[str], No
             echo(f"nn benchmarks unavailable: {exc}")
         else:
             results.update(run_nn_bench(quick=quick, echo=echo))
+    from ..laws import bench_laws  # conservation-law discovery: largest D within the budget, dense vs structured
+
+    results.update(bench_laws(budget=10.0 if quick else 60.0, echo=echo))
     if peer is not None:
         results.update(run_peer(peer, quick=quick, echo=echo))
     return results

@@ -132,17 +132,11 @@ def parse_atlas(raw: object) -> AtlasConfig:
 
 
 def load_atlas(path: Path) -> AtlasConfig:
-    """Read and validate an atlas YAML file."""
-    import yaml
+    """Read and validate an atlas YAML file through falab's one input boundary (bounded UTF-8 read, YAML without
+    duplicate keys, alias bombs or deep nesting)."""
+    from .._io import load_yaml_file
 
-    p = Path(path)
-    if not p.is_file():
-        raise invalid("config", str(p), "an existing YAML file")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise invalid("config", str(p), f"valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_atlas(raw)
+    return parse_atlas(load_yaml_file(path))
 
 
 def _entry_json(e: AtlasEntry, d: Discovery) -> dict[str, Any]:
