@@ -162,7 +162,7 @@ VERDICT_LITERAL = re.compile(r"""["'](confirmed|qualified|refuted|inconclusive)[
 
 
 # Modules still on the previous interface (they return their own verdicts); emptied as each paper moves to specs.
-LEGACY = {"p002_tensor_bias.py"}
+LEGACY: set[str] = set()
 
 
 def _experiment_sources() -> list[Path]:

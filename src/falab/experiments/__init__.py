@@ -7,7 +7,7 @@ Importing this package registers every experiment. Import order is the order of 
 from . import (
     nn_practice,  # noqa: E402,F401
     p000,  # noqa: E402,F401
-    p002_tensor_bias,  # noqa: E402,F401
+    p002,  # noqa: E402,F401
     p003,  # noqa: E402,F401
     p004,  # noqa: E402,F401
 )

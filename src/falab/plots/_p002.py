@@ -108,3 +108,28 @@ def plot_alpha_sweep(path: Path, alphas: Sequence[float], curves: Mapping[str, S
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_direction_convergence(path: Path, times: np.ndarray, curves: Mapping[str, Mapping[float, np.ndarray]], *,
+                               floor: float = 1e-12, t_paper: float = 1e3) -> Path:
+    """P002-T1 / C1-C3: ``1 - cos`` of the direction against log t, one panel per architecture (or quantity), one
+    curve per alpha (the worst member over the initial directions). ``curves[name][alpha]``: ``(T,)``."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 3.1), squeeze=False)
+    t = np.asarray(times, dtype=float)
+    keep = t > 0
+    for ax, (name, by_alpha) in zip(axes[0], curves.items()):
+        for al, g in sorted(by_alpha.items()):
+            ax.loglog(t[keep], np.maximum(np.asarray(g)[keep], floor), lw=1.3, label=f"alpha={al:g}")
+        ax.axvline(t_paper, color="k", lw=0.7, ls=":")
+        ax.axhline(0.02, color="0.5", lw=0.7, ls="--")
+        ax.set_title(_ARCH_TITLES.get(name, name), fontsize=9)
+        ax.set_xlabel("t (flow; the paper's 2e6 GD steps = 1e3)", fontsize=8)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("1 - cos (worst initial direction)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("P002: distance of the direction to its predicted limit against log t (dashed: cos = 0.98)",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

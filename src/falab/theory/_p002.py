@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import optimize, special
+from scipy import integrate, optimize, special
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Data tensors and contractions (claims.md §1.7)
@@ -111,24 +111,43 @@ def half_width(depth: int) -> float:
 
 
 def _g_of_q(q: np.ndarray, depth: int) -> np.ndarray:
-    """``t = int_0^q (1 + u^2)^{-(L-1)/2} du`` (inverse of ``q_L``); via the incomplete beta function for L >= 3."""
+    """``t = int_0^q (1 + u^2)^{-(L-1)/2} du`` (inverse of ``q_L``); via the incomplete beta function for L >= 3.
+
+    With ``w = q^2 / (1 + q^2)``: ``t = c_L I_w(1/2, (L-2)/2)``; for ``w > 1/2`` the complement
+    ``c_L (1 - I_{1-w}((L-2)/2, 1/2))`` with ``1 - w = 1 / (1 + q^2)`` computed directly (no cancellation near c_L)."""
     q = np.asarray(q, dtype=float)
     if depth == 2:
         return np.arcsinh(q)
-    w = q * q / (1.0 + q * q)
-    return np.sign(q) * half_width(depth) * special.betainc(0.5, (depth - 2) / 2, w)
+    b = (depth - 2) / 2
+    q2 = q * q
+    with np.errstate(invalid="ignore", over="ignore"):
+        w = q2 / (1.0 + q2)
+        w_c = 1.0 / (1.0 + q2)
+    c = half_width(depth)
+    t = np.where(w <= 0.5, c * special.betainc(0.5, b, np.minimum(w, 0.5)),
+                 c - c * special.betainc(b, 0.5, np.minimum(w_c, 0.5)))
+    t = np.where(np.isinf(q), c, t)
+    return np.sign(q) * t
 
 
 def q_fn(t: np.ndarray, depth: int) -> np.ndarray:
-    """Lemma 4's ``q_L(t)``; ``p_L = sqrt(1 + q_L^2)`` since ``p^2 - q^2 = 1`` (claims.md §1.7, derived)."""
+    """Lemma 4's ``q_L(t)``; ``p_L = sqrt(1 + q_L^2)`` since ``p^2 - q^2 = 1`` (claims.md §1.7, derived).
+
+    ``q = sqrt(w / (1 - w))`` with ``w = I^{-1}(|t| / c_L)``; for ``|t| > c_L / 2`` the complement ``1 - w`` comes from
+    the inverse of the complementary incomplete beta function of ``1 - |t| / c_L`` (accurate up to the blow-up, where
+    the relative condition number of q is ``~ c_L / (c_L - |t|)``)."""
     t = np.asarray(t, dtype=float)
     if depth == 2:
         return np.sinh(t)
     c = half_width(depth)
+    b = (depth - 2) / 2
     a = np.abs(t)
+    x = np.minimum(a / c, 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        w = special.betaincinv(0.5, (depth - 2) / 2, np.minimum(a / c, 1.0))
-        q = np.sqrt(w / (1.0 - w))
+        lo = x <= 0.5
+        w_lo = special.betaincinv(0.5, b, np.where(lo, x, 0.5))
+        wc_hi = special.betaincinv(b, 0.5, np.where(lo, 0.5, (c - a) / c))  # 1 - w, from I_{1-w}(b, 1/2) = 1 - x
+        q = np.where(lo, np.sqrt(w_lo / (1.0 - w_lo)), np.sqrt((1.0 - wc_hi) / wc_hi))
     q = np.where(a >= c, np.inf, q)
     return np.sign(t) * q
 
@@ -188,13 +207,14 @@ def h_closed(t: np.ndarray, depth: int) -> np.ndarray:
 
 def big_h_closed(t: np.ndarray, depth: int) -> np.ndarray:
     """Closed forms of ``H_L`` for L = 2, 3, 4 (claims.md §4.2.5): L=2 elementary; L=3 via the real root of
-    ``q^3 + q = t`` (Cardano); L=4 via the root in (-1, 1) of ``s / (1 - s^2)^2 = t`` (bisection)."""
+    ``q^3 + q = t`` (hyperbolic Cardano form); L=4 via the root in (-1, 1) of ``s / (1 - s^2)^2 = t`` (bisection)."""
     t = np.asarray(t, dtype=float)
     if depth == 2:
-        return 0.5 * t * np.arcsinh(2 * t) - (np.sqrt(1 + 4 * t * t) - 1) / 4
+        # (sqrt(1 + 4t^2) - 1) / 4 = t^2 / (sqrt(1 + 4t^2) + 1): no cancellation as t -> 0
+        return 0.5 * t * np.arcsinh(2 * t) - t * t / (np.sqrt(1 + 4 * t * t) + 1)
     if depth == 3:
-        disc = np.sqrt(t * t / 4 + 1.0 / 27)
-        q = np.cbrt(t / 2 + disc) + np.cbrt(t / 2 - disc)
+        # real root of q^3 + q = t in the hyperbolic form (Cardano's sum of cube roots cancels as t -> 0)
+        q = 2 / math.sqrt(3) * np.sinh(np.arcsinh(1.5 * math.sqrt(3) * t) / 3)
         return t * np.arctan(q) - q * q / 2
     if depth == 4:
         lo = np.zeros_like(t)
@@ -517,3 +537,87 @@ def bound_theorem3(t: np.ndarray, loss0: float, alpha: float, lam: float, s_norm
 def bound_theorem7(t: np.ndarray, loss0: float, alpha: float, lam: float, smin_x: float, depth: int) -> np.ndarray:
     """``L(t) <= L(0) exp(-alpha^{2L-2} lambda^{L-1} sigma_min(X)^2 t)`` (P002 Theorem 7, as printed)."""
     return loss0 * np.exp(-(alpha ** (2 * depth - 2)) * lam ** (depth - 1) * smin_x**2 * np.asarray(t))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Conditions, optimality residuals and the Lemma 4 ODE (independent routes used by the P002 experiments)
+
+
+def theorem6_gap(m: np.ndarray, vbar1: np.ndarray, vbar2: np.ndarray, *, tol: float = 1e-9) -> float:
+    """The Theorem 3 / Theorem 6 condition ``lambda = min_j [U_1^T vbar_1]_j^2 - [U_2^T vbar_2]_j^2``, independent of
+    the SVD basis.
+
+    A singular value of multiplicity k fixes its singular vectors only up to a common rotation ``Q`` of the block
+    (``U_1B -> U_1B Q``, ``U_2B -> U_2B Q``), which turns the block's gaps into the diagonal of ``Q^T G_B Q`` with
+    ``G_B = e1 e1^T - e2 e2^T`` (``e_l = U_lB^T vbar_l``). The best basis makes that diagonal constant,
+    ``tr(G_B) / k`` (Schur-Horn: no diagonal has a larger minimum), so the condition holds for some compact SVD iff
+    ``min_B (||e1_B||^2 - ||e2_B||^2) / k_B >= lambda``; that minimum is returned. Singular values within ``tol``
+    (relative to the largest) form one block; zero singular values (below 1e-12 relative) are dropped."""
+    u1, s, u2 = _compact_svd(m)
+    e1, e2 = u1.T @ np.asarray(vbar1, float), u2.T @ np.asarray(vbar2, float)
+    gaps = e1 * e1 - e2 * e2
+    scale = float(s.max(initial=0.0))
+    best, start = math.inf, 0
+    for j in range(1, len(s) + 1):  # s is sorted decreasingly: blocks are runs of equal values
+        if j == len(s) or s[start] - s[j] > tol * scale:
+            best = min(best, float(gaps[start:j].mean()))
+            start = j
+    return best
+
+
+def margin_gamma(x: np.ndarray, y: np.ndarray) -> float:
+    """``gamma = max_{||z|| = 1} min_i y_i x_i^T z`` = 1 / ||l2 max-margin solution|| (Theorems 2, 3)."""
+    return 1.0 / float(np.linalg.norm(max_margin_l2(x, y)))
+
+
+def theorem5_kkt_residual(x: np.ndarray, s_mat: np.ndarray, eta: np.ndarray, alpha: float, depth: int,
+                          sol: dict) -> float:
+    """Stationarity of Theorem 5's minimiser, relative: ``grad Q(rho) = alpha^2 eta^2 h_L^{-1}(rho / (alpha^L
+    |eta|^L)) / (alpha^L |eta|^L)`` against ``S X^T nu`` (claims.md §4.2.6)."""
+    ae = np.abs(np.asarray(eta, dtype=float))
+    scale = alpha**depth * ae**depth
+    grad_q = alpha**2 * ae**2 * h_inv(np.asarray(sol["rho"]) / scale, depth) / scale
+    target = np.asarray(s_mat) @ np.atleast_2d(x).T @ np.asarray(sol["nu"])
+    return float(np.abs(grad_q - target).max() / max(1.0, np.abs(target).max()))
+
+
+def _lemma4_rhs(depth: int):
+    def rhs(t, z):
+        p, q = z
+        return [p ** (depth - 2) * q, p ** (depth - 1)]
+    return rhs
+
+
+def lemma4_ode_h(ts: np.ndarray, depth: int, *, rtol: float = 1e-12) -> np.ndarray:
+    """``h_L = p^{L-1} q`` from Lemma 4's ODE ``p' = p^{L-2} q, q' = p^{L-1}``, ``p(0) = 1, q(0) = 0``, integrated by
+    DOP853 at ``rtol`` (an independent route to :func:`h_fn`; ``ts`` increasing from 0, inside ``(-c_L, c_L)``)."""
+    ts = np.asarray(ts, dtype=float)
+    sol = integrate.solve_ivp(_lemma4_rhs(depth), (0.0, float(ts[-1])), [1.0, 0.0], t_eval=ts, rtol=rtol,
+                              atol=rtol * 1e-2, method="DOP853")
+    return sol.y[0] ** (depth - 1) * sol.y[1]
+
+
+def lemma4_blowup_time(depth: int, q_hit: float, *, rtol: float = 1e-12) -> float:
+    """The time at which Lemma 4's ``q`` reaches ``q_hit`` (DOP853 with a terminal event; ``inf`` if not before
+    ``2 c_L``). Exactly ``c_L - int_{q_hit}^inf (1 + u^2)^{-(L-1)/2} du`` for L >= 3."""
+    def hit(t, z):
+        return z[1] - q_hit
+
+    hit.terminal = True  # type: ignore[attr-defined]
+    t_end = 2 * half_width(depth) if depth >= 3 else 50.0
+    sol = integrate.solve_ivp(_lemma4_rhs(depth), (0.0, t_end), [1.0, 0.0], events=hit, rtol=rtol,
+                              atol=rtol * 1e-2, method="DOP853")
+    return float(sol.t_events[0][0]) if len(sol.t_events[0]) else math.inf
+
+
+def bound_theorem2_printed(t: np.ndarray, loss0: float, alpha: float, lam: float, smin_s: float, gamma: float,
+                           depth: int) -> np.ndarray:
+    """Theorem 2's bound as printed, ``L(0) / (1 + alpha^{2L-2} lambda^{L-1} s_min(S)^2 gamma^2 t)`` (no L(0) in the
+    denominator; weaker than :func:`bound_theorem2` when L(0) > 1, stronger, and not implied by the proof, when < 1)."""
+    c = alpha ** (2 * depth - 2) * lam ** (depth - 1) * smin_s**2 * gamma**2
+    return loss0 / (1 + c * np.asarray(t))
+
+
+def bound_theorem3_printed(t: np.ndarray, loss0: float, alpha: float, lam: float, s_norm: float) -> np.ndarray:
+    """Theorem 3's bound as printed, ``L(0) / (1 + alpha^2 lambda ||s||^2 t)`` (see :func:`bound_theorem2_printed`)."""
+    return loss0 / (1 + alpha**2 * lam * s_norm**2 * np.asarray(t))

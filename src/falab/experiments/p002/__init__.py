@@ -1,0 +1,98 @@
+"""P002 (Yun, Krishnan & Mobahi, ICLR 2021): implicit bias of linear tensor networks.
+
+* EXP-P002-1: regression toy (Fig. 1, Fig. 2 top-left): Theorem 6 limits, balancedness.
+* EXP-P002-2: classification toy (Fig. 2): finite-time spread, asymptotic directions (T1, C1-C4, T2, T3).
+* EXP-P002-3: regression beyond the toy: Lemma 4, Theorem 5, Remark 4, Corollaries 2, 3, 5, Theorem 7.
+
+Every experiment measures over all of ``ctx.seeds`` (batched as one ensemble per network); the claims engine decides.
+"""
+
+from __future__ import annotations
+
+from .._registry import Experiment, Measured, RunContext, register
+from . import claims, configs, measure, report, runs
+from .configs import ARCHS
+
+
+def run_regression(ctx: RunContext) -> Measured:
+    cfg, seeds = configs.regression_toy(ctx.quick), list(ctx.seeds)
+    mem = runs.Members.grid(seeds, cfg.alphas, cfg.n_dirs)
+    res = {}
+    for a in ARCHS:
+        ctx.progress(f"P002 regression: {a}")
+        res[a] = runs.run_regression_arch(a, mem, cfg, ctx.tighten)
+    deep = runs.run_deep_invariants(seeds, ctx.tighten)
+    per_seed = measure.regression_toy(res, mem, deep, cfg, seeds)
+    figs = report.regression_figures(ctx.figures_dir, res, mem, cfg, ctx.seed) if ctx.write_figures else []
+    sizes = {"architectures": len(ARCHS), "alphas": list(cfg.alphas), "zbar per seed": cfg.n_dirs,
+             "GD steps": cfg.steps, "GD architectures": list(cfg.gd_archs), "flow horizon": cfg.t_flow}
+    return Measured(per_seed, report.regression_markdown(per_seed, res, mem, cfg, ctx.quick), figs, sizes,
+                    report.regression_paper_numbers(res, mem, cfg))
+
+
+def run_classification(ctx: RunContext) -> Measured:
+    cfg, seeds = configs.classification_toy(ctx.quick), list(ctx.seeds)
+    mem = runs.Members.grid(seeds, cfg.alphas, cfg.n_dirs)
+    res = {}
+    for a in ARCHS:
+        ctx.progress(f"P002 classification: {a}")
+        res[a] = runs.run_classification_arch(a, mem, cfg, ctx.tighten)
+    ctx.progress("P002 Theorems 2, 3, Corollary 4")
+    d3 = runs.run_depth3_diag(runs.Members.grid(seeds, [cfg.depth3_alpha], cfg.n_dirs), cfg, ctx.tighten)
+    single = {a: runs.run_single_point(a, seeds, cfg, ctx.tighten) for a in ("diag", "conv")}
+    small = {k1: runs.run_small_filters(k1, seeds, cfg, ctx.tighten) for k1 in (1, 2)}
+    per_seed = measure.classification_toy(res, mem, d3, single, small, cfg, seeds,
+                                          configs.RegressionExtra().loss_floor * ctx.tighten**2)
+    figs = report.classification_figures(ctx.figures_dir, res, mem, cfg, seeds) if ctx.write_figures else []
+    sizes = {"alphas": list(cfg.alphas), "zbar per seed": cfg.n_dirs, "flow horizon": cfg.t_end,
+             "Theorem 3 GD steps": cfg.t3_steps}
+    return Measured(per_seed, report.classification_markdown(per_seed, res, mem, cfg, seeds), figs, sizes,
+                    report.classification_paper_numbers(res, mem, small, cfg))
+
+
+def run_regression_extra(ctx: RunContext) -> Measured:
+    cfg, seeds = configs.regression_extra(ctx.quick), list(ctx.seeds)
+    ctx.progress("P002 Lemma 4, Theorem 5")
+    l4 = measure.lemma4(ctx.tighten)
+    t5 = runs.run_theorem5(seeds, cfg.t5_alphas, ctx.tighten)
+    gd = runs.run_theorem5_gd(t5, max(cfg.t5_alphas), cfg.t5_lr, cfg.t5_gd_max_steps, cfg.t5_gd_loss_tol)
+    per_seed = [dict(l4) | m for m in measure.theorem5(t5, gd, cfg, seeds, ctx.tighten)]
+    r4 = measure.remark4(seeds, cfg.r4_alphas)
+    ctx.progress("P002 Corollaries 2, 3, 5")
+    c5 = measure.flow_errors({L: runs.run_corollary2(seeds, L, cfg.c5_alphas, ctx.tighten) for L in cfg.c5_depths},
+                             seeds)
+    c6 = measure.flow_errors({L: runs.run_corollary3(seeds, L, cfg.c5_alphas, ctx.tighten) for L in cfg.c6_depths},
+                             seeds)
+    c7 = measure.flow_errors({L: runs.run_matrix_sensing(seeds, L, cfg.c7_alphas, ctx.tighten)
+                              for L in cfg.c7_depths}, seeds)
+    ctx.progress("P002 Theorem 7")
+    t7 = measure.theorem7(runs.run_theorem7(seeds, cfg.t7_alphas, ctx.tighten), cfg, seeds, ctx.tighten)
+    lim = measure.matrix_sensing_limits(seeds)
+    for i, m in enumerate(per_seed):
+        m.update({k: v for k, v in r4[i].items() if not k.startswith("_")}, c5_flow_err=c5[i], c6_flow_err=c6[i],
+                 c7_flow_err=c7[i], **lim[i], **{k: v for k, v in t7[i].items() if not k.startswith("_")})
+    t7_err = [m["_t7_err"] for m in t7]
+    curves = [m["_r4_curves"] for m in r4]
+    figs = report.extra_figures(ctx.figures_dir, cfg, t7_err, curves[0]) if ctx.write_figures else []
+    sizes = {"Theorem 5 alphas": list(cfg.t5_alphas), "GD steps (Theorem 5)": gd.steps,
+             "GD final loss (Theorem 5)": float(gd.final_loss.max()),
+             "Corollary 2/3/5 depths": list(cfg.c5_depths), "Theorem 7 alphas": list(cfg.t7_alphas)}
+    return Measured(per_seed, report.extra_markdown(per_seed, t7_err, cfg, curves), figs, sizes,
+                    report.extra_paper_numbers())
+
+
+register(Experiment(
+    id="EXP-P002-1", paper="P002",
+    title="Regression toy (Fig. 1): Theorem 6 limit points for FC, diagonal and convolutional nets",
+    claims=claims.REGRESSION_TOY, run=run_regression,
+))
+register(Experiment(
+    id="EXP-P002-2", paper="P002",
+    title="Classification toy (Fig. 2): finite-time spread and asymptotic max-margin directions",
+    claims=claims.CLASSIFICATION_TOY, run=run_classification,
+))
+register(Experiment(
+    id="EXP-P002-3", paper="P002",
+    title="Regression beyond the toy: Lemma 4, Theorem 5, Remark 4, Corollaries 2, 3, 5, Theorem 7",
+    claims=claims.REGRESSION_EXTRA, run=run_regression_extra,
+))
