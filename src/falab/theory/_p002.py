@@ -127,6 +127,8 @@ def _g_of_q(q: np.ndarray, depth: int) -> np.ndarray:
     t = np.where(w <= 0.5, c * special.betainc(0.5, b, np.minimum(w, 0.5)),
                  c - c * special.betainc(b, 0.5, np.minimum(w_c, 0.5)))
     t = np.where(np.isinf(q), c, t)
+    aq = np.abs(q)
+    t = np.where(aq < 1e-5, aq * (1 - (depth - 1) * q2 / 6), t)  # series: w = q^2 underflows for tiny q
     return np.sign(q) * t
 
 
@@ -149,6 +151,7 @@ def q_fn(t: np.ndarray, depth: int) -> np.ndarray:
         wc_hi = special.betaincinv(b, 0.5, np.where(lo, 0.5, (c - a) / c))  # 1 - w, from I_{1-w}(b, 1/2) = 1 - x
         q = np.where(lo, np.sqrt(w_lo / (1.0 - w_lo)), np.sqrt((1.0 - wc_hi) / wc_hi))
     q = np.where(a >= c, np.inf, q)
+    q = np.where(a < 1e-5, a * (1 + (depth - 1) * a * a / 6), q)  # series (q' = (1 + q^2)^((L-1)/2)): no underflow
     return np.sign(t) * q
 
 
