@@ -181,6 +181,7 @@ def extra_figures(fig_dir: Path, cfg: RegressionExtra, t7_err: Sequence[Sequence
 
 
 def extra_paper_numbers() -> list[PaperNumber]:
-    return [PaperNumber("c_3 (h_3 blows up at +-c_3)", "pi/2", f"{theory.half_width(3):.12f}", "Lemma 4", ""),
-            PaperNumber("c_4", "1", f"{theory.half_width(4):.12f}", "Lemma 4", ""),
-            PaperNumber("c_2", "inf", f"{theory.half_width(2)}", "Lemma 4", "")]
+    note = "the paper prints c in (0, inf]; the values are derived (c_L = B(1/2, (L-2)/2) / 2)"
+    return [PaperNumber("c_2 (h_2 lives on (-c_2, c_2))", "c in (0, inf]", f"{theory.half_width(2)}", "Lemma 4", note),
+            PaperNumber("c_3", "c in (0, inf]", f"{theory.half_width(3):.12f} (pi/2)", "Lemma 4", note),
+            PaperNumber("c_4", "c in (0, inf]", f"{theory.half_width(4):.12f} (1)", "Lemma 4", note)]
