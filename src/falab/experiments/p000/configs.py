@@ -29,14 +29,13 @@ class Fig1Config:
     w2_std: float = 1.0
     eta: float = 5e-4
     steps: int = 40000
-    flow_time: float = 20.0
     relu_dt: float = 2e-4
     relu_time: float = 0.5
     records: int = 200
 
     @classmethod
     def quick(cls) -> Fig1Config:
-        return cls(steps=2000, flow_time=1.0, relu_dt=4e-4, relu_time=0.5, records=50)
+        return cls(steps=2000, relu_dt=4e-4, relu_time=0.5, records=50)
 
 
 @dataclass(frozen=True)
