@@ -143,7 +143,7 @@ T2 = ClaimSpec(
     reading="The bound with L(0) in the denominator (the one the proof gives; the print omits it).",
     holds=(
         Check("t2_cos", ">=", 0.98, "min cos(beta(t = 1e12), (0, 1)) over 4 zbar (catalog tolerance)"),
-        Check("t2_bound_ratio", "<=", 1 + 1e-9, "max_t L(t) / bound(t) while L >= 1e-16 (below it the loss is under "
+        Check("t2_bound_ratio", "<=", 1 + 1e-9, "max_t L(t) / bound(t) while L >= 1e-12 (below it the loss is under "
               "the flow's resolution); an exact inequality up to solver precision", numerical=True),
         Check("t2_printed_ratio", "<=", 1 + 1e-9, "the printed bound L(0)/(1 + c t), same times"),
     ),
@@ -171,14 +171,14 @@ T3 = ClaimSpec(
         Check("t3_curve_over_eta", "<=", 10.0, "max distance of GD iterates (eta = 1e-3) to the exact curve, over eta "
               "(catalog: residual O(eta))"),
         Check("t3_cos", ">=", 0.999, "min cos(beta(t = 1e12), Theorem 3 direction), alpha = 0.01"),
-        Check("t3_bound_ratio", "<=", 1 + 1e-9, "max_t L(t) / bound(t) (corrected) while L >= 1e-16; solver "
+        Check("t3_bound_ratio", "<=", 1 + 1e-9, "max_t L(t) / bound(t) (corrected) while L >= 1e-12; solver "
               "precision", numerical=True),
         Check("t3_printed_ratio", "<=", 1 + 1e-9, "the printed bound, same times"),
     ),
     corrected=(
         Check("t3_curve_over_eta", "<=", 10.0, "max distance of GD iterates to the exact curve, over eta"),
         Check("t3_cos", ">=", 0.999, "min cos(beta(t = 1e12), Theorem 3 direction), alpha = 0.01"),
-        Check("t3_bound_ratio", "<=", 1 + 1e-9, "max_t L(t) / corrected bound(t) while L >= 1e-16; solver "
+        Check("t3_bound_ratio", "<=", 1 + 1e-9, "max_t L(t) / corrected bound(t) while L >= 1e-12; solver "
               "precision", numerical=True),
     ),
     mode="euler",
@@ -230,8 +230,9 @@ T5 = ClaimSpec(
     holds=(
         Check("t5_flow_err", "<=", 1e-6, "max |beta_flow - beta_Thm5| over the alphas run (catalog; the flow "
               "stops at loss < 1e-14, |beta - beta_inf| ~ 1e-7)", numerical=True),
-        Check("t5_bound_ratio", "<=", 1 + 1e-9, "max_t L(t) / bound(t) while L >= 1e-16 (below it the loss is under "
-              "the flow's resolution); solver precision", numerical=True),
+        Check("t5_bound_ratio", "<=", 1 + 1e-9, "max_t L(t) / bound(t) while L >= 1e-12 (below it a "
+              "converged member's loss is solver noise, measured up to 3e-15 in the shared-tolerance ensemble); "
+              "solver precision", numerical=True),
         Check("t5_kkt", "<=", 1e-8, "stationarity of the predictor (grad Q = S X^T nu): its root-finding precision"),
         Check("t5_gd_err_rel", "<=", 10.0, "|beta_GD - beta_Thm5| / (eta ||beta||), GD at eta = 1e-3 from the alpha = 1 "
               "init run until its loss < 1e-14 (1e-10 quick) (catalog: within 10 eta ||beta||)"),
@@ -301,7 +302,7 @@ T7 = ClaimSpec(
     holds=(
         Slope("t7_alpha", "t7_err_rel", ">=", 0.9, "log error against log alpha, pooled over seeds with each draw's "
               "constant removed (errors over their geometric mean); catalog: exponent >= 0.9"),
-        Check("t7_bound_ratio", "<=", 1 + 1e-9, "the printed loss bound, max_t L / bound while L >= 1e-16; solver "
+        Check("t7_bound_ratio", "<=", 1 + 1e-9, "the printed loss bound, max_t L / bound while L >= 1e-12; solver "
               "precision", numerical=True),
         Check("t7_identity_err", "<=", 1e-6, "zero-asymmetric init (Wbar_l = I, wbar_3 = 0) at alpha = 0.1: beta stays "
               "in row(X), so the limit is X^+ y at every alpha (flow to loss < 1e-14)", numerical=True),
