@@ -76,11 +76,14 @@ class CheckResult:
 
     def to_json(self) -> dict[str, Any]:
         c = self.check
-        d: dict[str, Any] = {"quantity": c.quantity, "what": c.what, "condition": c.condition(), "measured": self.value,
+        d: dict[str, Any] = {"quantity": c.quantity, "what": c.what, "condition": c.condition(), "op": c.op,
+                             "threshold": c.threshold, "measured": self.value,
                              "outcome": self.outcome, "numerical": getattr(c, "numerical", False),
                              "per_seed": list(self.per_seed)}
         if self.interval is not None:
             d["interval"] = self.interval.as_dict()
+        if getattr(c, "axis", ""):
+            d["axis"] = c.axis  # type: ignore[union-attr]
         if self.holds_at or self.fails_at:
             d["holds_at"], d["fails_at"] = list(self.holds_at), list(self.fails_at)
         if self.seeds:

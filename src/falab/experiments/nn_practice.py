@@ -1,8 +1,8 @@
-"""EXP-NN-1: FA, DFA and sign symmetry on real PyTorch models and offline real data (issue 7; no paper claims).
+"""EXP-NN-1: FA, DFA and sign symmetry on real PyTorch models and offline real data (no paper claims).
 
 Quick mode: digits, MLP, every rule, the reproduce seeds, 5 epochs. Full mode: digits and MNIST-1D, MLP and CNN, every rule,
 the reproduce seeds (3 by default). Models are selected on the validation split; the test split is evaluated once per run. The acceptance check
-of the issue: on digits, every rule's mean test accuracy within 1.5 points of BP.
+(the practice target): on digits, every rule's mean test accuracy within 1.5 points of BP.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def run(ctx: RunContext) -> Measured:
         "D has the output's shape, are excluded); update angle: angle between the rule's update and the BP gradient "
         "at the same weights (validation batch).\n\n"
         + "\n\n".join(tables)
-        + "\n\nAcceptance (issue 7: within 1.5 points of BP on digits, mean over seeds):\n\n"
+        + "\n\nAcceptance target (within 1.5 points of BP on digits, mean over seeds):\n\n"
         + "\n".join(lines) + caveat
     )
     return Measured(per_seed=[{} for _ in ctx.seeds], markdown=md, figures=figures, numbers=numbers,

@@ -65,7 +65,9 @@ def _deciding(row: dict[str, Any]) -> str:
         return _fmt(row.get("measured"))
     parts = []
     for c in row["checks"]:
-        s = f"{c['quantity']} = {_fmt(c['measured'])} ({c['condition']})"
+        needs = (f"needs {c['op']} {c['threshold']:g}" + (f" at every {c['axis']}" if c.get("axis") else "")
+                 if c["condition"].startswith(c["quantity"] + " ") else c["condition"])
+        s = f"{c['quantity']} = {_fmt(c['measured'])} ({needs})"
         if "interval" in c:
             iv = c["interval"]
             s += f", {iv['level']:.0%} CI [{_fmt(iv['low'])}, {_fmt(iv['high'])}], n = {iv['n']}"
