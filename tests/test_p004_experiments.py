@@ -89,3 +89,15 @@ def test_t3_and_t4_decide_on_the_engine_trained_draws():
           "t4_eps_sqrt_k": x, "t4_median_cos": [0.67 / v for v in x]}
     assert decide(C.T4, [t4] * 3)[0] == "confirmed"
     assert decide(C.T4, [{**t4, "t4_median_cos": [0.67 / v**0.5 for v in x]}] * 3)[0] == "refuted"  # slower rate
+
+
+@pytest.mark.slow
+def test_quick_verdict_table_is_the_same_for_five_base_seeds(tmp_path):
+    tables = []
+    for base in range(5):
+        seeds = (base, base + 1, base + 2)
+        recs = [run_experiment(EXPERIMENTS[e], RunContext(quick=True, out_dir=tmp_path, seeds=seeds,
+                                                          write_figures=False)) for e in P004_IDS]
+        tables.append({c.id: c.label for r in recs for c in r.claims})
+    assert all(t == tables[0] for t in tables)
+    assert tables[0] == {c: EXPECTED.get(c, "confirmed") for c in CLAIMS if c.startswith("P004-")}
