@@ -284,14 +284,16 @@ C7 = ClaimSpec(
     "Deep matrix sensing: product -> argmin alpha^2 sum_j H_L(eig_j(M)/alpha^L) s.t. <A_i, M> = y_i; nuclear norm as "
     "alpha -> 0, Frobenius as alpha -> inf.",
     holds=(
-        Check("c7_flow_err", "<=", 1e-6, "max |W_1..W_L - U diag(rho) U^T| over the alphas run (catalog "
-              "tolerance)", numerical=True, axis="depth"),
+        Check("c7_flow_err", "<=", 1e-6, "max |sym(W_1..W_L) - U diag(rho) U^T| over the alphas run (catalog "
+              "tolerance; the symmetric part, the only one the sensors see and the corollary's argmin ranges over)",
+              numerical=True, axis="depth"),
         Check("c7_to_nuclear", "<=", 1e-2, "depth 3, alpha = 1e-3: predicted eigenvalues against the minimum nuclear "
               "norm solution"),
         Check("c7_to_frobenius", "<=", 1e-2, "depth 3, alpha = 1e2: against the minimum Frobenius norm solution"),
     ),
     mode="flow",
-    explain="d = 4, n = 2 commuting symmetric sensors A_i = U diag(lambda_i) U^T drawn per seed.",
+    explain="d = 4, n = 2 commuting symmetric sensors A_i = U diag(lambda_i) U^T drawn per seed. The product's "
+            "antisymmetric part (zero in exact arithmetic, invisible to the loss) is reported in the section below.",
 )
 
 T7 = ClaimSpec(
