@@ -108,6 +108,7 @@ def chain_backward(
             out_deltas[l] = chain_matmul(factors)
         if l > 0:
             fb = feedback[l]
+            assert fb is not None, f"feedback[{l}] is needed to send the error below layer {l + 1}"
             act = activations[l - 1]
             # Identity layers skip the multiplication by phi' = 1 and keep the delta as a product.
             factors = [*factors, fb] if isinstance(act, Identity) else \

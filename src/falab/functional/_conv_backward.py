@@ -20,9 +20,10 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+from torch.nn import grad as nn_grad
 
-_INPUT = {1: torch.nn.grad.conv1d_input, 2: torch.nn.grad.conv2d_input}
-_WEIGHT = {1: torch.nn.grad.conv1d_weight, 2: torch.nn.grad.conv2d_weight}
+_INPUT = {1: nn_grad.conv1d_input, 2: nn_grad.conv2d_input}
+_WEIGHT = {1: nn_grad.conv1d_weight, 2: nn_grad.conv2d_weight}
 _NO_OUTPUT_PADDING = {1: (0,), 2: (0, 0)}
 # The overload itself: calling the packet (torch.ops.aten.convolution_backward) resolves it on every call.
 _CONVOLUTION_BACKWARD = torch.ops.aten.convolution_backward.default

@@ -60,6 +60,7 @@ def _chain_order(dims: tuple[int, ...]) -> tuple:
                 c = cost[i][s] + cost[s + 1][j] + dims[i] * dims[s + 1] * dims[j + 1]
                 if best is None or c < best:
                     best, arg = c, s
+            assert best is not None  # length >= 2: range(i, j) is not empty, so a split was costed
             cost[i][j], split[i][j] = best, arg
 
     def build(i: int, j: int) -> tuple | int:

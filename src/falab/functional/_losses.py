@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Literal, final
+from typing import Literal, cast, final
 
 import torch
 from torch import Tensor
@@ -96,7 +96,7 @@ class CrossEntropyLoss(AbstractLoss):
         return self._scale(f) * (torch.softmax(f, dim=-1) - y)
 
 
-LOSSES: dict[str, type[AbstractLoss]] = {
+LOSSES: dict[str, type[SquaredLoss | ExponentialLoss | CrossEntropyLoss]] = {
     "squared": SquaredLoss,
     "exponential": ExponentialLoss,
     "cross_entropy": CrossEntropyLoss,
@@ -112,4 +112,4 @@ def get_loss(name: str | AbstractLoss, reduction: str | None = None) -> Abstract
         return LOSSES[name]()
     if reduction not in ("mean", "sum"):
         raise invalid("loss.reduction", reduction, "one of 'mean', 'sum'")
-    return LOSSES[name](reduction=reduction)
+    return LOSSES[name](reduction=cast(Reduction, reduction))  # checked to be 'mean' or 'sum' just above

@@ -52,8 +52,9 @@ def fa_quantity_per_neuron(
     out = []
     for i in range(len(weights) - 1):
         q = 0.5 * (weights[i] ** 2).sum(-1) - (weights[i + 1] * feedback[i + 2]).sum(-2)
-        if biases[i] is not None:
-            q = q + 0.5 * biases[i] ** 2
+        bias = biases[i]
+        if bias is not None:
+            q = q + 0.5 * bias ** 2
         out.append(q)
     return out
 
@@ -153,7 +154,7 @@ class FAStepIdentity:
                     [None if g is None else -self.eta * g for g in m.layer_biases(update)])
         ws, wn = m.layer_weights(params), m.layer_weights(new)
         bs, bn = m.layer_biases(params), m.layer_biases(new)
-        return [b - a for a, b in zip(ws, wn)], [None if a is None else b - a for a, b in zip(bs, bn)]
+        return [b - a for a, b in zip(ws, wn)], [_bias_step(a, b) for a, b in zip(bs, bn)]
 
     def __call__(self, k: int, params: Params, update: Params, new: Params) -> None:
         del k
@@ -166,7 +167,10 @@ class FAStepIdentity:
         for i in range(len(ws) - 1):
             nan = torch.full(ws[i].shape[:-2], float("nan"), dtype=ws[i].dtype)
             if i + 2 not in fb:  # no feedback matrix for this pair (DFA below the last pair): no law, NaN
-                rel.append(red(nan)), rel_n.append(red(nan)), rel_c.append(red(nan)), pred_all.append(nan)
+                rel.append(red(nan))
+                rel_n.append(red(nan))
+                rel_c.append(red(nan))
+                pred_all.append(nan)
                 continue
             meas, pred, terms = _row_changes(ws[i], fb[i + 2], dws[i], dws[i + 1], bs[i], dbs[i])
             tiny = torch.finfo(pred.dtype).tiny
@@ -192,6 +196,14 @@ class FAStepIdentity:
             self.max_rel_matrix = mx(self.max_rel_matrix, rc)
         self.predicted_drift = p if self.predicted_drift is None else self.predicted_drift + p
         self.steps += 1
+
+
+def _bias_step(old: Tensor | None, new: Tensor | None) -> Tensor | None:
+    """``new - old`` for a layer with a bias, None for a layer without one (a step keeps the model's biases)."""
+    if old is None:
+        return None
+    assert new is not None, "a layer with a bias before the step has one after it"
+    return new - old
 
 
 def _row_changes(w: Tensor, b: Tensor, dw: Tensor, dwn: Tensor, bias: Tensor | None,

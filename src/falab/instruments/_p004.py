@@ -281,6 +281,12 @@ def _running_max(old: Tensor | None, new: Tensor) -> Tensor:
     return new if old is None else torch.maximum(old, new)
 
 
+def _after_a_step(value: Tensor | None) -> Tensor:
+    """A monitor's running maximum, which exists once the monitor has seen a step (its summaries are read after a run)."""
+    assert value is not None, "the monitor has not seen a step yet"
+    return value
+
+
 class FAStarStepMonitor:
     """``on_step`` monitor of FA*'s exact Euler identities (:func:`fa_star_step_identities`; Fact 3 and Lemma 5).
 
@@ -291,19 +297,22 @@ class FAStarStepMonitor:
     def __init__(self, y: Tensor, b: Tensor, eta: float) -> None:
         self.y, self.b, self.eta = y, b, eta
         self._g_rel: Tensor | None = None
-        self._g_err = self._g_pred = self._a_err = self._a_pred = None
+        self._g_err: Tensor | None = None
+        self._g_pred: Tensor | None = None
+        self._a_err: Tensor | None = None
+        self._a_pred: Tensor | None = None
 
     @property
     def gram_rel(self) -> Tensor:
-        return self._g_rel
+        return _after_a_step(self._g_rel)
 
     @property
     def gram_rel_inc(self) -> Tensor:
-        return self._g_err / self._g_pred
+        return _after_a_step(self._g_err) / _after_a_step(self._g_pred)
 
     @property
     def align_rel(self) -> Tensor:
-        return self._a_err / self._a_pred
+        return _after_a_step(self._a_err) / _after_a_step(self._a_pred)
 
     def __call__(self, k: int, params, update, new) -> None:
         del k, update
@@ -329,7 +338,7 @@ class FAStepMonitor:
 
     @property
     def rel(self) -> Tensor:
-        return self._err / self._pred
+        return _after_a_step(self._err) / _after_a_step(self._pred)
 
     def __call__(self, k: int, params, update, new) -> None:
         del k, update

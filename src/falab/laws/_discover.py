@@ -421,6 +421,7 @@ def generic_point(f: Field, g: torch.Generator, candidates: int = 6) -> Tensor:
         r = int(torch.linalg.matrix_rank(v / v.norm(dim=1, keepdim=True).clamp_min(1e-300), rtol=1e-9))
         if r > best_rank:
             best, best_rank = th, r
+    assert best is not None, "generic_point needs candidates >= 1"
     return best
 
 

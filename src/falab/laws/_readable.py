@@ -15,6 +15,7 @@ Groups, in order (each group's span is removed from what the next has to explain
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -70,6 +71,13 @@ class Monomials:
         return out
 
 
+def _tsum(terms: Iterable[Tensor]) -> Tensor:
+    """``sum(terms)`` of a non-empty run of tensors (builtin ``sum``, same values; typed as the Tensor it is)."""
+    total = sum(terms)
+    assert isinstance(total, Tensor), "a sum of no terms"
+    return total
+
+
 def _unit(f: Field, name: str, r: int, c: int) -> Tensor:
     a, _ = f.offsets[name]
     ncol = f.shapes[name][1] if len(f.shapes[name]) == 2 else 1
@@ -89,7 +97,7 @@ def _templates(f: Field, mon: Monomials, l: int, feedback: Tensor | None,
         n_in = f.shapes[wl][1]
         gram = {}
         for j, k in ents:
-            p = sum(mon.quadratic(_unit(f, wl, j, c), _unit(f, wl, k, c)) for c in range(n_in))
+            p = _tsum(mon.quadratic(_unit(f, wl, j, c), _unit(f, wl, k, c)) for c in range(n_in))
             if f"b{l}" in f.offsets:
                 p = p + mon.quadratic(_unit(f, f"b{l}", j, 0), _unit(f, f"b{l}", k, 0))
             gram[(j, k)] = p
@@ -97,12 +105,12 @@ def _templates(f: Field, mon: Monomials, l: int, feedback: Tensor | None,
     if wn in f.offsets:
         n_out = f.shapes[wn][0]
         out[f"W{l + 1}^T W{l + 1}"] = {
-            (j, k): sum(mon.quadratic(_unit(f, wn, p, j), _unit(f, wn, p, k)) for p in range(n_out)) for j, k in ents}
+            (j, k): _tsum(mon.quadratic(_unit(f, wn, p, j), _unit(f, wn, p, k)) for p in range(n_out)) for j, k in ents}
         if feedback is not None:
             fb = feedback.to(torch.float64)
             cross = {}
             for j, k in ents:
-                a = sum(fb[p, j] * _unit(f, wn, p, k) + fb[p, k] * _unit(f, wn, p, j) for p in range(n_out))
+                a = _tsum(fb[p, j] * _unit(f, wn, p, k) + fb[p, k] * _unit(f, wn, p, j) for p in range(n_out))
                 cross[(j, k)] = mon.linear(a)
             out[f"B^T W{l + 1} + W{l + 1}^T B"] = cross
     return out
@@ -237,9 +245,9 @@ def describe(f: Field, Z: Tensor, mons: list[Tensor], feedback: dict[int, Tensor
                  ("trace", None)]
         for form, ents in forms:
             if ents is None:
-                polys = {n: sum(temps[n][(j, j)] for j in range(h)) for n in names}
-                blocks = [[residual(polys[n]) for n in names]]
-                entry_polys = [[polys[n] for n in names]]
+                traces = {n: _tsum(temps[n][(j, j)] for j in range(h)) for n in names}
+                blocks = [[residual(traces[n]) for n in names]]
+                entry_polys = [[traces[n] for n in names]]
             else:
                 blocks = [[residual(temps[n][e]) for n in names] for e in ents]
                 entry_polys = [[temps[n][e] for n in names] for e in ents]
@@ -249,7 +257,7 @@ def describe(f: Field, Z: Tensor, mons: list[Tensor], feedback: dict[int, Tensor
             if c is None:
                 continue
             cr = _round(c)
-            laws_e = torch.stack([sum(cr[i] * ep[i] for i in range(len(names))) for ep in entry_polys], dim=1)
+            laws_e = torch.stack([_tsum(cr[i] * ep[i] for i in range(len(names))) for ep in entry_polys], dim=1)
             res = float((residual(laws_e).norm(dim=0) / laws_e.norm(dim=0).clamp_min(1e-300)).max())
             terms = " ".join(f"{'+' if float(x) >= 0 else '-'} {abs(float(x)):g}·({n})" for x, n in zip(cr, names)
                              if abs(float(x)) > 0)
@@ -271,16 +279,16 @@ def describe(f: Field, Z: Tensor, mons: list[Tensor], feedback: dict[int, Tensor
         e = torch.cat(explained, dim=1)
         u, sv, _ = torch.linalg.svd(e / e.norm(dim=0).clamp_min(1e-300), full_matrices=False)
         r = int((sv > 1e-8).sum())
-        q = u[:, :r]  # orthonormal basis of the explained span (QR's leading columns would not be, in general)
+        basis = u[:, :r]  # orthonormal basis of the explained span (QR's leading columns would not be, in general)
     else:
-        r, q = 0, torch.zeros(k, 0, dtype=Z.dtype)
+        r, basis = 0, torch.zeros(k, 0, dtype=Z.dtype)
     left = k - r - prod_dims[0]
     if left > 0:
         # the orthogonal complement of the explained part, in monomial coordinates
-        _, _, vh = torch.linalg.svd(q.T, full_matrices=True) if r else (None, None, torch.eye(k, dtype=Z.dtype))
+        _, _, vh = torch.linalg.svd(basis.T, full_matrices=True) if r else (None, None, torch.eye(k, dtype=Z.dtype))
         rest = Z @ vh[r:].T
-        blocks = _blocks_of(f, mons, rest)
-        laws.append(ReadableLaw("other", f"{left} law(s) outside the groups above, involving {blocks}", left,
+        involved = _blocks_of(f, mons, rest)
+        laws.append(ReadableLaw("other", f"{left} law(s) outside the groups above, involving {involved}", left,
                                 polys=rest, known=False))
     return laws
 

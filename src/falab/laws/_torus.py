@@ -56,7 +56,7 @@ HOMOGENEOUS = ("identity", "relu", "leaky_relu")  # positively 1-homogeneous: ph
 
 def _neuron_weights(f: Field, only_homogeneous: bool = False) -> Tensor:
     widths = f.model.widths
-    index = {}
+    index: dict[tuple[int, int], int] = {}
     for l in range(1, len(widths) - 1):
         if only_homogeneous and f.model.activations[l - 1].name not in HOMOGENEOUS:
             continue

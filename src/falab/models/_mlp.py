@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import final
+from typing import cast, final
 
 import torch
 from torch import Tensor
@@ -104,7 +104,8 @@ class MLP(AbstractLayeredModel):
         if scheme == "gaussian":
             if std is None:
                 raise invalid("init.std", None, "a number > 0 (or one per layer) for scheme 'gaussian'")
-            stds = list(std) if isinstance(std, (list, tuple)) else [std] * self.n_layers
+            # a list/tuple is one std per layer; any other value is the one std of every layer
+            stds = list(std) if isinstance(std, (list, tuple)) else [cast(float, std)] * self.n_layers
             if len(stds) != self.n_layers:
                 raise invalid("init.std", std, f"one number or {self.n_layers} numbers (one per layer)")
             for s in stds:

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-_STYLES = {("var", "copy"): "-", ("var", "indep"): "--", ("std", "copy"): "-.", ("std", "indep"): ":"}
+_STYLES: dict[tuple[str, ...], str] = {("var", "copy"): "-", ("var", "indep"): "--", ("std", "copy"): "-.", ("std", "indep"): ":"}
 
 
 def _label(reading: tuple[str, str]) -> str:

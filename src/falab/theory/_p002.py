@@ -471,7 +471,7 @@ def theorem5_limit(x: np.ndarray, y: np.ndarray, s_mat: np.ndarray, eta: np.ndar
         arg = cj * (a_mat @ nu)
         rho = wj * cj * h_fn(arg, depth)
         grad = y - a_mat.T @ rho
-        if np.linalg.norm(grad) <= tol * max(1.0, np.linalg.norm(y)):
+        if np.linalg.norm(grad) <= tol * max(1.0, float(np.linalg.norm(y))):
             break
         hess = (a_mat.T * (wj * cj * cj * h_prime(arg, depth))) @ a_mat
         step = np.linalg.solve(hess + 1e-300 * np.eye(len(y)), grad)
