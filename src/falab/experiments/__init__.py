@@ -1,4 +1,4 @@
-"""Experiments of the four papers (one module per paper) and the claims engine.
+"""Experiments of the four papers (one package per paper) and the claims engine.
 
 Importing this package registers every experiment. Import order is the order of the report.
 """
@@ -17,15 +17,13 @@ from ._engine import ExperimentRecord, run_experiment
 from ._registry import (
     EXPERIMENTS,
     Experiment,
-    ExperimentOutput,
     Measured,
     PaperNumber,
     RunContext,
     experiments_for,
     register,
-    within,
 )
 
 __all__ = ["CLAIMS", "PAPERS", "EXPERIMENTS", "Check", "ClaimResult", "ClaimSpec", "Proportion", "Slope",
-           "Statistic", "decide", "ExperimentRecord", "run_experiment", "Experiment", "ExperimentOutput", "Measured",
-           "PaperNumber", "RunContext", "experiments_for", "register", "within"]
+           "Statistic", "decide", "ExperimentRecord", "run_experiment", "Experiment", "Measured",
+           "PaperNumber", "RunContext", "experiments_for", "register"]

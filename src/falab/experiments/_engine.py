@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ._claims import TIGHTEN, ClaimResult, ClaimSpec, decide, needs_tightening
+from ._claims import TIGHTEN, ClaimResult, decide, needs_tightening
 from ._registry import Experiment, Measured, RunContext
 
 
@@ -26,7 +26,6 @@ class ExperimentRecord:
     error: str = ""
     tightened: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
-    legacy: Any = None  # the previous interface's ExperimentOutput (modules not yet moved to specs)
 
 
 def _check_measured(exp: Experiment, ctx: RunContext, m: Any) -> Measured:
@@ -40,22 +39,16 @@ def _check_measured(exp: Experiment, ctx: RunContext, m: Any) -> Measured:
 def _failed_claims(exp: Experiment, ctx: RunContext, error: str) -> list[ClaimResult]:
     return [ClaimResult(s.id, "inconclusive", s.statement, s.mode, exp.id, [], f"The experiment failed: {error}",
                         reading=s.reading, explain=s.explain, quick=ctx.quick, seeds=ctx.seeds)
-            for s in exp.claims if isinstance(s, ClaimSpec)]
+            for s in exp.claims]
 
 
 def run_experiment(exp: Experiment, ctx: RunContext) -> ExperimentRecord:
     """Measure ``exp`` on ``ctx.seeds``, rerun it once with tightened numerics if some claim misses only a numerical
     check, and decide every claim."""
     t0 = time.perf_counter()
-    if not exp.decided_by_engine:  # previous interface: the module still returns its own verdicts
-        try:
-            out = exp.run(ctx)
-        except Exception as exc:
-            return ExperimentRecord(exp, None, [], time.perf_counter() - t0, error=f"{type(exc).__name__}: {exc}")
-        return ExperimentRecord(exp, None, [], time.perf_counter() - t0, legacy=out)
     try:
         measured = _check_measured(exp, ctx, exp.run(ctx))
-        specs = [s for s in exp.claims if isinstance(s, ClaimSpec)]
+        specs = list(exp.claims)
         retry = [s.id for s in specs if needs_tightening(s, measured.per_seed)]
         tightened = None
         if retry:

@@ -4,81 +4,17 @@ An experiment's ``run(ctx)`` simulates for every seed in ``ctx.seeds``, writes i
 (when ``ctx.write_figures``) and returns :class:`Measured`: one mapping of measured quantities per seed, the sizes it
 used, the paper's printed numbers beside ours, and a markdown section. It never decides a verdict: the claims engine
 (:mod:`._engine`) evaluates the experiment's :class:`~._claims.ClaimSpec` on those measurements.
-
-(``ExperimentOutput`` / ``ClaimResult`` here are the previous interface, in which an experiment returned verdicts; they
-are kept only while the paper modules move to specs and are removed with the last of them.)
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from .._checks import check_choice
-from ._catalog import CLAIMS, paper_of
-
-Verdict = Literal["confirmed", "qualified", "refuted"]
-Mode = Literal["flow", "euler", "monte-carlo", "closed-form"]
-VERDICTS = ("confirmed", "qualified", "refuted")
-MODES = ("flow", "euler", "monte-carlo", "closed-form")
-
-
-def _jsonable(v: Any) -> Any:
-    """Floats stay floats (NaN/inf become strings so the JSON stays standard); tensors/arrays become lists."""
-    if hasattr(v, "tolist"):
-        v = v.tolist()
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return v
-
-
-@dataclass
-class ClaimResult:
-    """One entry of ``claims.json``: the verdict on a catalog claim and the number that decides it.
-
-    ``verdict``: confirmed | qualified (holds only under corrected conditions, stated in ``note``) | refuted.
-    """
-
-    id: str
-    verdict: Verdict
-    statement: str
-    measured: Any
-    expected: Any
-    tolerance: Any
-    mode: Mode
-    experiment: str
-    note: str = ""
-    paper: str = ""
-
-    def __post_init__(self) -> None:
-        if self.id not in CLAIMS:
-            raise ValueError(f"Invalid claim id: {self.id!r} (expected one of the catalog IDs, see `falab list`)")
-        check_choice("verdict", self.verdict, VERDICTS)
-        check_choice("mode", self.mode, MODES)
-        if not self.paper:
-            self.paper = paper_of(self.id)
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        order = ["id", "paper", "verdict", "statement", "measured", "expected", "tolerance", "mode", "experiment", "note"]
-        return {k: _jsonable(d[k]) for k in order}
-
-
-@dataclass
-class ExperimentOutput:
-    """What an experiment hands to the report: claim verdicts, figure paths, a markdown section, extra numbers."""
-
-    claims: list[ClaimResult] = field(default_factory=list)
-    figures: list[Path] = field(default_factory=list)
-    markdown: str = ""
-    numbers: dict[str, Any] = field(default_factory=dict)
+from ._catalog import CLAIMS
+from ._claims import ClaimSpec
 
 
 @dataclass(frozen=True)
@@ -143,21 +79,17 @@ class RunContext:
 @dataclass(frozen=True)
 class Experiment:
     """A registered experiment: ``id`` like ``'EXP-P000-1'``, the paper, a title, and the claims it answers, as
-    :class:`~._claims.ClaimSpec` (or, in the previous interface, claim IDs with ``run`` returning verdicts)."""
+    :class:`~._claims.ClaimSpec`; ``run`` measures them."""
 
     id: str
     paper: str
     title: str
-    claims: tuple[Any, ...]
-    run: Callable[[RunContext], Any]
+    claims: tuple[ClaimSpec, ...]
+    run: Callable[[RunContext], Measured]
 
     @property
     def claim_ids(self) -> tuple[str, ...]:
-        return tuple(c if isinstance(c, str) else c.id for c in self.claims)
-
-    @property
-    def decided_by_engine(self) -> bool:
-        return all(not isinstance(c, str) for c in self.claims)
+        return tuple(c.id for c in self.claims)
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
@@ -177,11 +109,3 @@ def experiments_for(papers: list[str] | None) -> list[Experiment]:
     if not papers:
         return list(EXPERIMENTS.values())
     return [e for e in EXPERIMENTS.values() if e.paper in papers]
-
-
-def within(measured: float, expected: float, tolerance: float, *, relative: bool = True) -> bool:
-    """``|measured - expected| <= tolerance`` (relative to ``|expected|`` when ``relative`` and expected != 0)."""
-    if not (math.isfinite(measured) and math.isfinite(expected)):
-        return False
-    scale = abs(expected) if (relative and expected != 0) else 1.0
-    return abs(measured - expected) <= tolerance * scale

@@ -8,6 +8,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from .._io import atomic_write_text
 from ..experiments._catalog import CLAIMS, PAPERS, paper_of
 from ..experiments._claims import VERDICTS
 from ..experiments._engine import ExperimentRecord
+from ..experiments._registry import EXPERIMENTS
 
 
 def _json_safe(v: Any) -> Any:
@@ -43,17 +45,23 @@ def _fmt(v: Any) -> str:
 
 
 def claim_rows(records: Sequence[ExperimentRecord]) -> list[dict[str, Any]]:
-    """Every answered claim as its ``claims.json`` object, in report order."""
-    rows = []
-    for r in records:
-        rows += [c.to_json() for c in r.claims]
-        if r.legacy is not None:  # previous interface (verdict decided in the module)
-            for c in r.legacy.claims:
-                d = c.to_json()
-                d.update(numerical=False, reasons=d.pop("note", ""), reading="", explain="", checks=[],
-                         quick=None, seeds=[], n_seeds=1, sizes={}, intervals=[])
-                rows.append(d)
-    return rows
+    """Every answered claim of these records as its ``claims.json`` object, in run order."""
+    return [c.to_json() for r in records for c in r.claims]
+
+
+def record_json(r: ExperimentRecord, out_dir: Path, quick: bool, seeds: Sequence[int]) -> dict[str, Any]:
+    """One experiment's stored record (``OUT/records/<id>.json``): its decided claims, text, figures (relative to
+    ``out_dir``), the paper's numbers, and the settings it ran with."""
+    m = r.measured
+    return {
+        "experiment": r.experiment.id, "paper": r.experiment.paper, "title": r.experiment.title,
+        "seconds": r.seconds, "error": r.error, "tightened": list(r.tightened),
+        "quick": quick, "seeds": list(seeds),
+        "claims": [c.to_json() for c in r.claims],
+        "markdown": m.markdown if m else "",
+        "figures": [os.path.relpath(f, out_dir) for f in (m.figures if m else [])],
+        "paper_numbers": [asdict(p) for p in (m.paper_numbers if m else [])],
+    }
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -86,14 +94,14 @@ def _claims_table(rows: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _paper_numbers(records: Sequence[ExperimentRecord]) -> list[str]:
-    nums = [(r.experiment.id, p) for r in records if r.measured for p in r.measured.paper_numbers]
+def _paper_numbers(records: Sequence[dict[str, Any]]) -> list[str]:
+    nums = [p for r in records for p in r["paper_numbers"]]
     if not nums:
         return []
     lines = ["**The paper's numbers beside ours** (at the paper's own axes and horizons):", "",
              "| quantity | paper | ours | where | note |", "|---|---|---|---|---|"]
-    lines += [f"| {_fmt(p.quantity)} | {_fmt(p.paper)} | {_fmt(p.ours)} | {_fmt(p.where)} | {_fmt(p.note)} |"
-              for _, p in nums]
+    lines += [f"| {_fmt(p['quantity'])} | {_fmt(p['paper'])} | {_fmt(p['ours'])} | {_fmt(p['where'])} "
+              f"| {_fmt(p['note'])} |" for p in nums]
     return lines + [""]
 
 
@@ -108,10 +116,46 @@ def _explanations(rows: Sequence[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _merge(current: list[dict[str, Any]], out_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The current records plus the stored records of experiments this run did not rerun, when those ran with the
+    same settings (quick or full, seeds); stored records of other settings are dropped with their figures."""
+    store = out_dir / "records"
+    store.mkdir(parents=True, exist_ok=True)
+    for rec in current:
+        atomic_write_text(store / f"{rec['experiment']}.json", json.dumps(_json_safe(rec), indent=1) + "\n")
+    ids = {r["experiment"] for r in current}
+    settings = {(r["quick"], tuple(r["seeds"])) for r in current}
+    kept, dropped = list(current), []
+    for path in sorted(store.glob("*.json")):
+        try:
+            rec = json.loads(path.read_text(encoding="utf-8"))
+            exp_id = rec["experiment"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a record of ours: leave it alone, never report it
+        if exp_id in ids:
+            continue
+        if (rec.get("quick"), tuple(rec.get("seeds", ()))) in settings and exp_id in EXPERIMENTS:
+            kept.append(rec)
+        else:
+            dropped.append(exp_id)
+            for fig in rec.get("figures", []):
+                (out_dir / fig).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+    order = {e: i for i, e in enumerate(EXPERIMENTS)}
+    kept.sort(key=lambda r: order.get(r["experiment"], len(order)))
+    return kept, dropped
+
+
 def write_report(records: Sequence[ExperimentRecord], out_dir: Path, *, papers: Sequence[str], quick: bool,
                  environment: dict[str, Any], seeds: Sequence[int] = ()) -> tuple[Path, Path]:
-    """Write ``claims.json`` and ``report.md`` under ``out_dir`` atomically; returns their paths."""
-    rows = claim_rows(records)
+    """Write ``claims.json`` and ``report.md`` under ``out_dir`` atomically; returns their paths.
+
+    Each experiment's record is stored in ``OUT/records/``; a run into a directory that holds records of other
+    experiments made with the same settings merges them (a partial rerun replaces only the claims and figures of the
+    experiments it reran); records made with other settings are dropped, with their figures."""
+    current = [record_json(r, out_dir, quick, seeds) for r in records]
+    recs, dropped = _merge(current, out_dir)
+    rows = [c for r in recs for c in r["claims"]]
     claims_path, report_path = out_dir / "claims.json", out_dir / "report.md"
     atomic_write_text(claims_path, json.dumps(_json_safe(rows), indent=2, allow_nan=False) + "\n")
     counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
@@ -128,37 +172,47 @@ def write_report(records: Sequence[ExperimentRecord], out_dir: Path, *, papers: 
         "Each verdict is computed from the measured numbers shown next to it by declared checks; `claims.json` holds "
         "the same entries with every check, seed and interval.", "",
     ]
-    failed = [r for r in records if r.error]
+    rerun = {r["experiment"] for r in current}
+    merged = [r["experiment"] for r in recs if r["experiment"] not in rerun]
+    if merged:
+        lines += [f"Kept from an earlier run with the same settings (not rerun now): {', '.join(merged)}.", ""]
+    if dropped:
+        lines += [f"Dropped from an earlier run with other settings: {', '.join(dropped)}.", ""]
+    failed = [r for r in recs if r["error"]]
     if failed:
         lines += ["## Experiments that failed", ""]
-        lines += [f"- {r.experiment.id} ({r.experiment.title}): {r.error}" for r in failed] + [""]
+        lines += [f"- {r['experiment']} ({r['title']}): {r['error']}" for r in failed] + [""]
     answered = {r["id"] for r in rows}
-    for paper in papers:
-        recs = [r for r in records if r.experiment.paper == paper]
-        catalog = [cid for cid in CLAIMS if paper_of(cid) == paper]
-        if not recs and not catalog:
-            continue
-        lines += [f"## {paper}: {PAPERS.get(paper, '')}", ""]
-        paper_rows = [r for r in rows if r["paper"] == paper]
-        if paper_rows:
-            lines += _claims_table(paper_rows) + [""]
-        lines += _paper_numbers(recs)
-        missing = [cid for cid in catalog if cid not in answered]
-        if missing:
-            lines += ["Not answered in this run: " + ", ".join(missing) + ".", ""]
-        for r in recs:
-            lines += [f"### {r.experiment.id}: {r.experiment.title}", "",
-                      f"Wall time {r.seconds:.1f} s." + (f" **Failed**: {r.error}" if r.error else "")
-                      + (f" Rerun with tightened numerics for {', '.join(r.tightened)}." if r.tightened else ""), ""]
-            md = r.measured.markdown if r.measured else (r.legacy.markdown if r.legacy is not None else "")
-            if md:
-                lines += [md.strip(), ""]
-            exp_rows = [row for row in rows if row["experiment"] == r.experiment.id]
-            notes = _explanations(exp_rows)
-            if notes:
-                lines += ["What each verdict rests on:", ""] + notes + [""]
-            figs = r.measured.figures if r.measured else (r.legacy.figures if r.legacy is not None else [])
-            for fig in figs:
-                lines += [f"![{Path(fig).stem}]({os.path.relpath(fig, out_dir)})", ""]
+    shown = list(dict.fromkeys(list(papers) + [r["paper"] for r in recs]))
+    for paper in shown:
+        lines += _paper_section(paper, [r for r in recs if r["paper"] == paper], rows, answered, out_dir)
     atomic_write_text(report_path, "\n".join(lines) + "\n")
     return claims_path, report_path
+
+
+def _paper_section(paper: str, recs: list[dict[str, Any]], rows: list[dict[str, Any]], answered: set[str],
+                   out_dir: Path) -> list[str]:
+    catalog = [cid for cid in CLAIMS if paper_of(cid) == paper]
+    if not recs and not catalog:
+        return []
+    lines = [f"## {paper}: {PAPERS.get(paper, '')}", ""]
+    paper_rows = [r for r in rows if r["paper"] == paper]
+    if paper_rows:
+        lines += _claims_table(paper_rows) + [""]
+    lines += _paper_numbers(recs)
+    missing = [cid for cid in catalog if cid not in answered]
+    if missing:
+        lines += ["Not answered in this run: " + ", ".join(missing) + ".", ""]
+    for r in recs:
+        lines += [f"### {r['experiment']}: {r['title']}", "",
+                  f"Wall time {r['seconds']:.1f} s." + (f" **Failed**: {r['error']}" if r["error"] else "")
+                  + (f" Rerun with tightened numerics for {', '.join(r['tightened'])}." if r["tightened"] else ""),
+                  ""]
+        if r["markdown"]:
+            lines += [r["markdown"].strip(), ""]
+        notes = _explanations(r["claims"])
+        if notes:
+            lines += ["What each verdict rests on:", ""] + notes + [""]
+        lines += [f"![{Path(fig).stem}]({fig})" for fig in r["figures"] if (out_dir / fig).exists()]
+        lines += [""] if r["figures"] else []
+    return lines
