@@ -112,7 +112,8 @@ def minnorm_seed(r: MinNormResult, cfg: MinNormConfig, s: int) -> dict:
         rate = fitted_rate(t, err[:, s])
         excess.append(_bound_excess(t, err[:, s], q0, lam, cfg.n))
         ratio.append(rate / theory.guaranteed_rate(q0, lam, n_samples=cfg.n))
-        rates_x.append(-q0), rates_y.append(rate)
+        rates_x.append(-q0)
+        rates_y.append(rate)
     rates_x, rates_y = _relative(rates_x), _relative(rates_y)  # the seed's offsets out: the pooled fit is within-seed
     for i in range(s * ARMS, (s + 1) * ARMS):
         excess.append(_bound_excess(r.flow_t, r.flow_err[:, i], float(r.q0[i]), lam, cfg.n))

@@ -25,7 +25,7 @@ _LAW_NAMES = {"fa": "FA: Q_i = ½‖W_i‖² − ⟨W_{i+1},B_{i+1}⟩", "bp": "
               "dfa": "DFA: last pair ½‖W_{L-1}‖² − ⟨W_L,D^T⟩ / other pairs (linear-DFA law)"}
 
 
-def _span(values: Sequence[float]) -> str:
+def _span(values: Sequence[float] | np.ndarray) -> str:
     v = np.asarray(values, dtype=float)
     lo, hi = f"{v.min():.2g}", f"{v.max():.2g}"
     return lo if lo == hi else f"{lo} – {hi}"

@@ -30,7 +30,7 @@ from ...instruments import (
     fa_quantity_per_neuron,
     gd_balancedness,
 )
-from ...models import MLP, Params
+from ...models import MLP, AbstractLayeredModel, Params
 from ...rules import Backprop, DirectFeedbackAlignment, FeedbackAlignment, Gaussian
 from .configs import READINGS, Fig1Config, LawsConfig, MinNormConfig, TableConfig
 
@@ -53,9 +53,9 @@ def normal(g: torch.Generator, shape: tuple[int, ...], std: float) -> Tensor:
     return std * torch.randn(shape, generator=g, dtype=F64)
 
 
-def dop853(prob: Problem, p0: Params, ts: Sequence[float], tighten: float, measures: Mapping | None = None,
-           keep_params: bool = False) -> Trajectory:
-    return simulate_flow(prob, p0, ts, rtol=1e-10 * tighten, atol=1e-12 * tighten, measures=measures,
+def dop853(prob: Problem, p0: Params, ts: Sequence[float] | np.ndarray, tighten: float,
+           measures: Mapping | None = None, keep_params: bool = False) -> Trajectory:
+    return simulate_flow(prob, p0, [float(t) for t in ts], rtol=1e-10 * tighten, atol=1e-12 * tighten, measures=measures,
                          keep_params=keep_params)
 
 
@@ -118,7 +118,11 @@ def fig1_init(cfg: Fig1Config, seeds: Sequence[int]) -> tuple[Tensor, Tensor, Pa
             std1 = math.sqrt(cfg.w1_scale) if scale == "var" else cfg.w1_scale
             w1, w2 = normal(g, (cfg.h, cfg.d), std1), normal(g, (1, cfg.h), cfg.w2_std)
             b = w2.clone() if fb == "copy" else normal(g, (1, cfg.h), cfg.w2_std)
-            xs.append(x), ys.append(y), w1s.append(w1), w2s.append(w2), bs.append(b)
+            xs.append(x)
+            ys.append(y)
+            w1s.append(w1)
+            w2s.append(w2)
+            bs.append(b)
     return torch.stack(xs), torch.stack(ys), {"W1": torch.stack(w1s), "W2": torch.stack(w2s)}, torch.stack(bs)
 
 
@@ -201,7 +205,7 @@ def dfa_variant_feedback(state: Mapping[str, Tensor], n_layers: int) -> dict[int
     return fb
 
 
-def _law_terms(model: MLP, params: Params, fb: Mapping[int, Tensor]) -> Tensor:
+def _law_terms(model: AbstractLayeredModel, params: Params, fb: Mapping[int, Tensor]) -> Tensor:
     """``(Q_i, 0.5||W_i||^2 + |<W_{i+1},B_{i+1}>|)`` per pair: the law and the scale its drift is measured on."""
     ws = model.layer_weights(params)
     q = fa_quantity(ws, fb)
@@ -286,7 +290,9 @@ def _neuron_checks(cfg: LawsConfig, seeds: Sequence[int], tighten: float) -> tup
 
     def pn(s: Snapshot) -> Tensor:
         ws, bs = m.layer_weights(s.params), m.layer_biases(s.params)
-        sc = 0.5 * (ws[0] ** 2).sum(-1) + 0.5 * bs[0] ** 2 + (ws[1] * fb[2]).sum(-2).abs()
+        b0 = bs[0]
+        assert b0 is not None  # the model is built with bias=True
+        sc = 0.5 * (ws[0] ** 2).sum(-1) + 0.5 * b0**2 + (ws[1] * fb[2]).sum(-2).abs()
         return torch.stack([fa_quantity_per_neuron(ws, fb, bs)[0], sc])
 
     v = rk4(prob, p0, cfg.relu_dt * math.sqrt(tighten), cfg.time, 50, {"pn": pn}).metric("pn")  # (T, 2, K, h)
@@ -297,6 +303,8 @@ def _neuron_checks(cfg: LawsConfig, seeds: Sequence[int], tighten: float) -> tup
                          per_member=True)
     simulate_discrete(prob, p0, Euler(cfg.euler_eta), cfg.euler_steps, record_every=cfg.euler_steps, on_step=mon,
                       keep_params=False)
+    # set by the monitor at every step (per_neuron=True), so not None after euler_steps >= 1 steps
+    assert mon.max_rel_neuron is not None and mon.max_rel_violation is not None
     return drift, _per_seed(mon.max_rel_neuron[..., 0], len(seeds)), _per_seed(mon.max_rel_violation[..., 0],
                                                                               len(seeds))
 
@@ -317,6 +325,7 @@ def _matrix_checks(cfg: LawsConfig, seeds: Sequence[int], tighten: float) -> tup
                          per_member=True)
     simulate_discrete(prob, p0, Euler(cfg.euler_eta), cfg.euler_steps, record_every=cfg.euler_steps, on_step=mon,
                       keep_params=False)
+    assert mon.max_rel_matrix is not None  # set by the monitor at every step (matrix=True)
     return _per_seed(dev / scale, len(seeds)), _per_seed(mon.max_rel_matrix.amax(-1), len(seeds))
 
 
@@ -460,7 +469,8 @@ def _rates(cfg: MinNormConfig, xs: Tensor, ys: Tensor, gs: Tensor, tighten: floa
         grid = np.linspace(0.0, 2.0 / c**2, 81)
         tr = dop853(_linear_problem(xs, ys, p0, w2.clone()), p0, grid, tighten,
                     {"err": _span_measures(xs, ys, p0["W1"])["err"]})
-        ts.append(np.asarray(tr.times)), errs.append(tr.metric("err").numpy())
+        ts.append(np.asarray(tr.times))
+        errs.append(tr.metric("err").numpy())
         q0s.append(fa_quantity([p0["W1"], w2], {2: w2})[..., 0].numpy())
     return ts, errs, np.stack(q0s, -1)
 
@@ -474,7 +484,10 @@ def _sweep(cfg: MinNormConfig, seeds: Sequence[int], tighten: float) -> dict[tup
             g = gen(31, s)
             x, y = teacher_data(g, cfg.n, cfg.d)
             for sc in cfg.sweep_scales:
-                xs.append(x), ys.append(y), w1s.append(normal(g, (h, cfg.d), sc)), w2s.append(normal(g, (1, h), 1.0))
+                xs.append(x)
+                ys.append(y)
+                w1s.append(normal(g, (h, cfg.d), sc))
+                w2s.append(normal(g, (1, h), 1.0))
         p0 = {"W1": torch.stack(w1s), "W2": torch.stack(w2s)}
         rel = _limit_distance(torch.stack(xs), torch.stack(ys), p0, p0["W2"].clone(), cfg.sweep_time * 100 / h,
                               tighten).reshape(len(seeds), len(cfg.sweep_scales))
@@ -507,12 +520,12 @@ def minnorm_runs(cfg: MinNormConfig, seeds: Sequence[int], tighten: float = 1.0)
     for s in seeds:
         g = gen(3, s)
         x, y = teacher_data(g, cfg.n, cfg.d)
-        w1, w2, b = _arm_init(cfg, g, x)
+        w1, w2, b_arms = _arm_init(cfg, g, x)
         xs += [x] * 4
         ys += [y] * 4
         w1s += w1
         w2s += w2
-        bs += b
+        bs += b_arms
         gs.append(normal(g, (1, cfg.h), 1.0))
         lam.append(float(torch.linalg.eigvalsh(x @ x.T).min()))
     x, y = torch.stack(xs), torch.stack(ys)
@@ -540,7 +553,9 @@ def minnorm_runs(cfg: MinNormConfig, seeds: Sequence[int], tighten: float = 1.0)
     for s in seeds:
         g = gen(4, s)
         xx, yy = teacher_data(g, cfg.d + 5, cfg.d)
-        xb.append(xx), yb.append(yy), w1b.append(normal(g, (cfg.h, cfg.d), math.sqrt(cfg.w1_scale)))
+        xb.append(xx)
+        yb.append(yy)
+        w1b.append(normal(g, (cfg.h, cfg.d), math.sqrt(cfg.w1_scale)))
         w2b.append(normal(g, (1, cfg.h), 1.0))
     pb = {"W1": torch.stack(w1b), "W2": torch.stack(w2b)}
     n_ge_d = _limit_distance(torch.stack(xb), torch.stack(yb), pb, pb["W2"].clone(), cfg.n_ge_d_time, tighten)

@@ -25,9 +25,10 @@ def _spread(points: np.ndarray) -> float:
 
 def ideal_limits() -> dict[str, np.ndarray]:
     """alpha -> 0 limits of the regression toy: min l2 (FC), min l1 (diagonal), min DFT-l1 (conv)."""
-    return {"fc": theory.min_l2_interpolator(X_REG[None], [Y_REG]),
-            "diag": theory.min_l1_interpolator(X_REG[None], [Y_REG]),
-            "conv": theory.min_dft_l1_interpolator(X_REG[None], [Y_REG])}
+    y = np.asarray([Y_REG])
+    return {"fc": theory.min_l2_interpolator(X_REG[None], y),
+            "diag": theory.min_l1_interpolator(X_REG[None], y),
+            "conv": theory.min_dft_l1_interpolator(X_REG[None], y)}
 
 
 def regression_toy(res: dict[str, runs.RegressionArch], mem: runs.Members, deep: runs.DeepInvariants,
@@ -169,8 +170,12 @@ def _theorem3(single: dict[str, runs.SinglePoint], s: int, seeds: Sequence[int],
         al, lam = cfg.t3_alpha, r.lam[k][None, :]
         dist = max(dist, float(r.curve_dist[k].max()))
         cos = min(cos, float(r.final_cos[k].min()))
-        corrected = max(corrected, _bound_ratio(t, lt, theory.bound_theorem3(t, lt[:1], al, lam, r.s_norm), floor))
-        printed = max(printed, _bound_ratio(t, lt, theory.bound_theorem3_printed(t, lt[:1], al, lam, r.s_norm), floor))
+        # the bounds broadcast elementwise: L(0) is the row lt[:1] (one value per member), though theory annotates a
+        # scalar loss0 (theory/_p002.py is outside this change)
+        corrected = max(corrected, _bound_ratio(
+            t, lt, theory.bound_theorem3(t, lt[:1], al, lam, r.s_norm), floor))  # type: ignore[arg-type]
+        printed = max(printed, _bound_ratio(
+            t, lt, theory.bound_theorem3_printed(t, lt[:1], al, lam, r.s_norm), floor))  # type: ignore[arg-type]
         l0min = min(l0min, float(lt[0].min()))
     return {"t3_curve_over_eta": dist / cfg.t3_lr, "t3_cos": cos, "t3_bound_ratio": corrected,
             "t3_printed_ratio": printed, "t3_min_initial_loss": l0min}
@@ -190,9 +195,11 @@ def lemma4(tighten: float) -> dict:
     ref_err = 0.0
     for depth, vals in H_REF.items():
         for t, v in zip((0.1, 1.0, 10.0), vals):
-            ref_err = max(ref_err, abs(float(theory.big_h(t, depth)) - v), abs(float(theory.big_h_closed(t, depth)) - v))
-        ref_err = max(ref_err, abs(float(theory.h_fn(0.5, depth)) - SMALL_H_REF[depth]),
-                      abs(float(theory.h_closed(0.5, depth)) - SMALL_H_REF[depth]))
+            ta = np.asarray(t)  # theory's H_L, h_L take arrays (and apply np.asarray(t, dtype=float) on entry)
+            ref_err = max(ref_err, abs(float(theory.big_h(ta, depth)) - v), abs(float(theory.big_h_closed(ta, depth)) - v))
+        half = np.asarray(0.5)
+        ref_err = max(ref_err, abs(float(theory.h_fn(half, depth)) - SMALL_H_REF[depth]),
+                      abs(float(theory.h_closed(half, depth)) - SMALL_H_REF[depth]))
     ode_err, min_inc, odd, blow_h, c_err = 0.0, np.inf, 0.0, np.inf, 0.0
     for depth in (2, 3, 4, 5, 6):
         c = theory.half_width(depth)
@@ -204,7 +211,7 @@ def lemma4(tighten: float) -> dict:
         min_inc = min(min_inc, float(np.diff(hv).min()))
         odd = max(odd, float(np.max(np.abs(hv + hv[::-1]) / np.maximum(1.0, np.abs(hv)))))
         if depth >= 3:
-            blow_h = min(blow_h, float(theory.h_fn(c * (1 - 1e-6), depth)))
+            blow_h = min(blow_h, float(theory.h_fn(np.asarray(c * (1 - 1e-6)), depth)))
             # q reaches q_hit at c_L - int_{q_hit}^inf (1 + u^2)^(-(L-1)/2) du, within 1e-4 of c_L
             q_hit = (1e4 / (depth - 2)) ** (1 / (depth - 2))
             c_err = max(c_err, abs(theory.lemma4_blowup_time(depth, q_hit, rtol=1e-12 * tighten) - c))
@@ -212,7 +219,8 @@ def lemma4(tighten: float) -> dict:
             "l4_h_near_c": blow_h, "l4_blowup_time_err": c_err}
 
 
-def _per_seed(keys: Sequence[tuple[int, float]], values: np.ndarray, s: int, reduce=np.max) -> float:
+def _per_seed(keys: Sequence[tuple[int, float]], values: Sequence[float] | np.ndarray, s: int,
+              reduce=np.max) -> float:
     return float(reduce(np.asarray([v for (k, _), v in zip(keys, values) if k == s])))
 
 

@@ -55,8 +55,9 @@ def regression_figures(fig_dir: Path, res: dict[str, runs.RegressionArch], mem: 
     for a in ARCHS:
         for al in cfg.alphas:
             k = mem.select(seed, al)
-            betas = res[a].gd_betas if res[a].gd_betas is not None else res[a].flow_betas
-            traj[(a, al)], pred[(a, al)] = betas[:, k], res[a].pred[k]
+            ra = res[a]
+            betas = ra.gd_betas if ra.gd_betas is not None else ra.flow_betas
+            traj[(a, al)], pred[(a, al)] = betas[:, k], ra.pred[k]
     dyn = "GD" if set(cfg.gd_archs) == set(ARCHS) else "GD (diagonal) / gradient flow (fc, conv)"
     return [plots.plot_regression_trajectories(fig_dir / "p002_regression.png", traj, pred, X_REG, Y_REG,
                                                measure.ideal_limits(), dynamics=dyn)]

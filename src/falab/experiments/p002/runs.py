@@ -138,7 +138,7 @@ def run_regression_arch(arch: str, mem: Members, cfg: RegressionToy, tighten: fl
     p0 = mem.params(arch)
     # dense output times cost only interpolation (solver steps do not depend on them); they draw the figure
     ts = np.concatenate([[0.0], np.geomspace(1e-2, cfg.t_flow, 120)])
-    flow = simulate_flow(problem, p0, ts, rtol=RTOL * tighten, atol=ATOL * tighten, measures={"beta": _beta(model)})
+    flow = simulate_flow(problem, p0, [float(t) for t in ts], rtol=RTOL * tighten, atol=ATOL * tighten, measures={"beta": _beta(model)})
     gap_series = torch.stack([inst.layer_norm_gaps(p, 2)[..., 0] for p in flow.params])
     drift = ((gap_series - gap_series[0]).abs().max(0).values / gap_series[0].abs()).numpy()
     gd_betas, ident = None, None
@@ -175,13 +175,13 @@ def run_deep_invariants(seeds: Sequence[int], tighten: float) -> DeepInvariants:
     x, y = torch.stack(xs), torch.stack(ys)
     fc = FullyConnectedTensorNet((4, 3, 2))
     p0 = {f"v{l + 1}": torch.stack([f[l] for f in fc0]) for l in range(3)}
-    tr = simulate_flow(Problem(fc, Backprop(), SquaredLoss("sum"), x, y), p0, np.linspace(0, 5, 6),
+    tr = simulate_flow(Problem(fc, Backprop(), SquaredLoss("sum"), x, y), p0, np.linspace(0, 5, 6).tolist(),
                        rtol=RTOL * tighten, atol=ATOL * tighten)
     inv = torch.stack([inst.fc_matrix_invariants(fc.matrices(p)) for p in tr.params])  # (T, S, n)
     fc_drift = [inst.relative_drift(inv[:, i]) for i in range(len(seeds))]
     dg = DiagonalNet(4, 3)
     p0 = {f"v{l + 1}": torch.stack([d[l] for d in dg0]) for l in range(3)}
-    tr = simulate_flow(Problem(dg, Backprop(), SquaredLoss("sum"), x, y), p0, np.linspace(0, 5, 6),
+    tr = simulate_flow(Problem(dg, Backprop(), SquaredLoss("sum"), x, y), p0, np.linspace(0, 5, 6).tolist(),
                        rtol=RTOL * tighten, atol=ATOL * tighten)
     inv = torch.stack([inst.mode_gaps(p, 3) for p in tr.params])
     dg_drift = [inst.relative_drift(inv[:, i]) for i in range(len(seeds))]
@@ -197,7 +197,7 @@ def exp_flow(model: AbstractTensorNet, params0: dict, x: np.ndarray, y: np.ndarr
     """GD flow with the summed exponential loss at the times ``ts`` (the flow replaces the paper's 2e6 GD steps;
     physical time t = eta * steps)."""
     problem = Problem(model, Backprop(), ExponentialLoss("sum"), t64(x), t64(np.asarray(y)[:, None]))
-    tr = simulate_flow(problem, params0, ts, rtol=rtol * tighten, atol=rtol * 1e-2 * tighten,
+    tr = simulate_flow(problem, params0, [float(t) for t in ts], rtol=rtol * tighten, atol=rtol * 1e-2 * tighten,
                        measures={"beta": _beta(model), "loss": _loss})
     if tr.status != "ok":
         raise RuntimeError(f"P002 classification flow failed: {tr.message}")
@@ -342,7 +342,7 @@ def flow_to_convergence(problem: Problem, params0: dict, t_max: float, tighten: 
     params, t0, seg = params0, 0.0, first
     times, losses = [0.0], [problem.loss_value(params0).reshape(-1).numpy()]
     while t0 < t_max:
-        tr = simulate_flow(problem, params, np.linspace(0.0, seg, 9), rtol=RTOL * tighten, atol=ATOL * tighten,
+        tr = simulate_flow(problem, params, np.linspace(0.0, seg, 9).tolist(), rtol=RTOL * tighten, atol=ATOL * tighten,
                            measures={"loss": _loss})
         if tr.status != "ok":
             raise RuntimeError(f"P002 flow failed: {tr.message}")

@@ -3,7 +3,7 @@ that decide them (each tolerance declared once, with where it comes from)."""
 
 from __future__ import annotations
 
-from .._claims import Check, ClaimSpec, Proportion, Slope, Statistic
+from .._claims import Check, ClaimSpec, Op, Proportion, Slope, Statistic
 
 FLOW = "the flow's accuracy at rtol 1e-12 (DOP853)"
 
@@ -136,7 +136,7 @@ T10 = ClaimSpec(
     if_qualified="The printed rate is the asymptotic one: the constant needed grows with eta (fitted power law), so it "
                  "cannot depend on lambda only.")
 
-LEARN = ("error_at_t0_rel", ">=", 0.5, "|theta_1 theta_2 - lambda| / lambda at t = 0, largest over lambda: a "
+LEARN: tuple[str, Op, float, str] = ("error_at_t0_rel", ">=", 0.5, "|theta_1 theta_2 - lambda| / lambda at t = 0, largest over lambda: a "
          "component counts as not yet learned while its error is at least half its target")
 
 T67 = ClaimSpec(

@@ -34,7 +34,7 @@ from .systems import (
 def run_flow(problem: Problem, thetas0: np.ndarray, ts: np.ndarray, tighten: float = 1.0,
              **kw: Any) -> tuple[np.ndarray, Any]:
     """Integrate a scalar-system ensemble (DOP853, rtol/atol of configs times ``tighten``): ``(thetas (T, K, L), traj)``."""
-    traj = simulate_flow(problem, scalar_params(thetas0), ts, rtol=C.RTOL * tighten, atol=C.ATOL * tighten, **kw)
+    traj = simulate_flow(problem, scalar_params(thetas0), [float(t) for t in ts], rtol=C.RTOL * tighten, atol=C.ATOL * tighten, **kw)
     return np.stack([scalar_thetas(p) for p in traj.params]), traj
 
 
@@ -89,7 +89,7 @@ def run_fig1a(cfg: C.Fig1a, seeds: tuple[int, ...], tighten: float = 1.0) -> Fig
     flows, mods, eulers = [], [], []
     for s in seeds:
         pb, p0 = _matrix_fa_problem(torch.Generator().manual_seed(s + 3))
-        tr = simulate_flow(pb, p0, np.linspace(0, 5, 51), rtol=C.RTOL * tighten, atol=C.ATOL * tighten)
+        tr = simulate_flow(pb, p0, np.linspace(0, 5, 51).tolist(), rtol=C.RTOL * tighten, atol=C.ATOL * tighten)
         flows.append(_invariants(pb, tr.params))
         mods.append(_invariants(pb, simulate_discrete(pb, p0, ModifiedTrapezoid(lr=cfg.matrix_lr),
                                                       cfg.matrix_steps).params))

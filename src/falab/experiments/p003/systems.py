@@ -19,7 +19,7 @@ from torch import Tensor
 from ...dynamics import Problem
 from ...functional import SquaredLoss
 from ...models import Params, deep_linear
-from ...rules import Backprop, DirectFeedbackAlignment, FeedbackAlignment
+from ...rules import AbstractLearningRule, Backprop, DirectFeedbackAlignment, FeedbackAlignment
 
 DT = torch.float64
 
@@ -40,7 +40,8 @@ def scalar_thetas(params: Params) -> np.ndarray:
     return np.stack([params[f"W{l}"].reshape(-1).numpy() for l in range(1, n + 1)], axis=-1)
 
 
-def scalar_system(d: Sequence[float] | float, lam: Sequence[float] | float, *, rule: str = "fa") -> Problem:
+def scalar_system(d: Sequence[float] | np.ndarray | float, lam: Sequence[float] | np.ndarray | float, *,
+                  rule: str = "fa") -> Problem:
     r"""The decoupled 2-layer system: FA gives eq. (6), ``rule='gd'`` the GD system
     :math:`\theta_1' = \theta_2(\lambda - \theta_1\theta_2)`, :math:`\theta_2' = \theta_1(\lambda - \theta_1\theta_2)`.
     ``d`` and ``lam`` are one value or one per ensemble member."""
@@ -48,6 +49,7 @@ def scalar_system(d: Sequence[float] | float, lam: Sequence[float] | float, *, r
     k = max(lam_a.size, d_a.size)
     lam_t, d_t = _t(np.broadcast_to(lam_a, (k,)).copy()), _t(np.broadcast_to(d_a, (k,)).copy())
     model = deep_linear((1, 1, 1))
+    r: AbstractLearningRule
     if rule == "fa":
         r = FeedbackAlignment()
         state = r.init(model, scalar_params(np.zeros((k, 2))), generator=torch.Generator(),
@@ -59,7 +61,7 @@ def scalar_system(d: Sequence[float] | float, lam: Sequence[float] | float, *, r
     return Problem(model, r, SquaredLoss("mean"), torch.ones(1, 1, dtype=DT), lam_t.reshape(k, 1, 1).clone(), state)
 
 
-def deep_scalar_system(ds: Sequence[float], lam: Sequence[float] | float) -> Problem:
+def deep_scalar_system(ds: Sequence[float], lam: Sequence[float] | np.ndarray | float) -> Problem:
     r"""System (10): DFA on an L-layer 1-wide linear net with ``D_l^T = d_l`` (l < L; ``d_L = 1`` is implicit):
     :math:`\theta_l' = d_l(\lambda - \theta_L\cdots\theta_1)\theta_{l-1}\cdots\theta_1`. ``ds = (d_1, ..., d_{L-1}[, 1])``."""
     lam_t = _t(np.atleast_1d(lam))
@@ -123,6 +125,7 @@ def autoencoder_problem(rule_name: str, n_layers: int, xc: Tensor, feedback: dic
     if rule_name == "gd":
         return Problem(model, Backprop(), SquaredLoss("mean"), xc, xc, {})
     rule = FeedbackAlignment() if n_layers == 2 else DirectFeedbackAlignment()
+    assert feedback is not None, "the FA/DFA autoencoder needs its feedback matrices"
     k = next(iter(feedback.values())).shape[0]
     p0 = {f"W{l}": torch.zeros(k, d, d, dtype=DT) for l in range(1, n_layers + 1)}
     state = rule.init(model, p0, generator=torch.Generator(), feedback=feedback)

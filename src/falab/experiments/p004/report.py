@@ -29,7 +29,7 @@ def _pool(per_seed: PerSeed, key: str) -> np.ndarray:
     return np.concatenate([np.asarray(m[key], dtype=float).ravel() for m in per_seed])
 
 
-def _span(per_seed: PerSeed, key: str) -> str:
+def _span(per_seed: Sequence[dict[str, Any]], key: str) -> str:
     """A per-seed number as 'a' (one seed) or 'lo to hi over n seeds'."""
     v = [float(m[key]) for m in per_seed]
     return _g(v[0]) if len(v) == 1 else f"{_g(min(v))} to {_g(max(v))} over {len(v)} seeds"

@@ -41,7 +41,10 @@ def mf_problem(rule: str, y: Tensor, z0: Tensor, w0: Tensor, b: Tensor | None) -
     model = matrix_factorization(n, z0.shape[-1], m)
     params0 = from_factors(z0, w0)
     rule_obj = _rule(rule)
-    fb = None if rule == "GD" else feedback_slot(b)
+    fb: dict[str, Tensor] | None = None
+    if rule != "GD":
+        assert b is not None, "FA and FA* need the feedback B"
+        fb = feedback_slot(b)
     state = rule_obj.init(model, params0, generator=torch.Generator().manual_seed(0), feedback=fb)
     return Problem(model, rule_obj, LOSS, identity_inputs(n), y, state), params0
 
@@ -185,7 +188,11 @@ class TrainedDraws:
 
 def _train_pairs(sigma: np.ndarray, r: int, cfg: TheoremConfig, seeds: Sequence[int], tag: int) -> TrainedDraws:
     k, mem = sigma.size, cfg.members
-    ys, bs, zs, ws, zg, wg, gs = [], [], [], [], [], [], []
+    ys, bs, gs = [], [], []
+    zs: list[np.ndarray] = []
+    ws: list[np.ndarray] = []
+    zg: list[np.ndarray] = []
+    wg: list[np.ndarray] = []
     for s in seeds:
         rng = np.random.default_rng([s, tag])
         y, _, v = th.spectral_target(rng, k, k, sigma)
@@ -197,11 +204,11 @@ def _train_pairs(sigma: np.ndarray, r: int, cfg: TheoremConfig, seeds: Sequence[
             bag.append(cfg.sigma0 * rng.standard_normal((mem, k, r)))
         for bag in (ws, wg):
             bag.append(cfg.sigma0 * rng.standard_normal((mem, r, k)))
-    y = _stack(ys)
+    y_all = _stack(ys)
     cat = lambda parts: torch.tensor(np.concatenate(parts))  # noqa: E731
     out = {}
     for name, z0, w0 in (("FA", cat(zs), cat(ws)), ("GD", cat(zg), cat(wg))):
-        prob, p0 = mf_problem(name, y, z0, w0, cat(bs))
+        prob, p0 = mf_problem(name, y_all, z0, w0, cat(bs))
         meas = {"err": ins.m_error_norm, "stat": ins.m_stationarity if name == "FA" else _gd_gradient_norm}
         tr = simulate_discrete(prob, p0, Euler(lr=cfg.lr), cfg.steps, record_steps=[cfg.steps], measures=meas)
         out[name] = (tr.metric("err")[-1].numpy(), tr.metric("stat")[-1].reshape(len(ys), -1).amax(-1).numpy(),
@@ -241,7 +248,7 @@ class FormulaMonteCarlo:
 
 
 def formula_monte_carlo(cfg: TheoremConfig, seeds: Sequence[int]) -> FormulaMonteCarlo:
-    t3 = {inst: [] for inst in cfg.catalog_instances}
+    t3: dict[tuple[int, int, float], list[np.ndarray]] = {inst: [] for inst in cfg.catalog_instances}
     med, t4r, t4c = [], [], []
     for s in seeds:
         rng = np.random.default_rng([s, 4003])
@@ -290,20 +297,20 @@ def example1(cfg: Ex1Config, seeds: Sequence[int], tighten: float) -> Ex1Result:
         zcs.append(zc - y * float(y[:, 0] @ zc[:, 0]))          # FA counter-example: z(0)^T y = 0
         ys.append(y)
         zs.append(z0)
-    y, z0 = _stack(ys), _stack(zs)
+    y_all, z0_all = _stack(ys), _stack(zs)
     b = torch.full((len(seeds), 1, 1), cfg.b, dtype=torch.float64)
     w0 = torch.tensor(np.stack([th.slaved_w(z, yy) for z, yy in zip(zs, ys)]))
-    prob, p0 = mf_problem("FA*", y, z0, w0, b)
+    prob, p0 = mf_problem("FA*", y_all, z0_all, w0, b)
     ts = np.linspace(0.0, cfg.t_end, cfg.points)
-    traj = simulate_flow(prob, p0, ts, rtol=RTOL * tighten, atol=ATOL * tighten,
+    traj = simulate_flow(prob, p0, ts.tolist(), rtol=RTOL * tighten, atol=ATOL * tighten,
                          measures={"loss": ins.m_loss, "alignment": ins.m_alignment, "rate": ins.m_loss_rate})
     z_t = traj.param("W1")[:, :, 0, :]                          # (T, seeds, n): z(t)^T
     rho = np.linalg.norm(np.stack(zs)[:, :, 0], axis=1)
-    u = (z_t * y[:, :, 0]).sum(-1).numpy() / rho
+    u = (z_t * y_all[:, :, 0]).sum(-1).numpy() / rho
     u0 = np.array([float(z[:, 0] @ yy[:, 0]) for z, yy in zip(zs, ys)]) / rho
     cf = [th.example1(ts, 1.0, float(rho[i]), cfg.b, float(u0[i])) for i in range(len(seeds))]
     wc = np.full((len(seeds), 1, 1), 0.7)
-    prob_fa, pc = mf_problem("FA", y, _stack(zcs), torch.tensor(wc), b)
+    prob_fa, pc = mf_problem("FA", y_all, _stack(zcs), torch.tensor(wc), b)
     da = -prob_fa.update(pc)["W2"][:, 0, 0].numpy() * cfg.b     # dW/dt = -update (W2 = W^T, 1 x 1)
     da_pred = -np.array([float(z[:, 0] @ z[:, 0]) for z in zcs]) * wc[:, 0, 0] * cfg.b
     return Ex1Result(ts, u, traj.metric("loss").numpy(), traj.metric("alignment")[:, :, 0, 0].numpy(),
@@ -364,13 +371,13 @@ def fa_star_runs(cfg: FAStarConfig, seeds: Sequence[int], tighten: float, measur
     progress(f"P004 Fig3b/4: FA* flow on {len(seeds)} draws")
     grid = _graded_grid(cfg)
     prob, p0 = mf_problem("FA*", s["y"][first], s["z0"][first], s["w0"][first], s["b"][first])
-    flow = simulate_flow(prob, p0, grid, rtol=RTOL * tighten, atol=ATOL * tighten, measures=measures,
+    flow = simulate_flow(prob, p0, grid.tolist(), rtol=RTOL * tighten, atol=ATOL * tighten, measures=measures,
                          keep_params=False)
     rates = None
     if every_draw:
         progress(f"P004 Fig3b: FA* flow on {len(seeds) * cfg.draws} draws (dL/dt)")
         prob_all, p0_all = mf_problem("FA*", s["y"], s["z0"], s["w0"], s["b"])
-        rates = simulate_flow(prob_all, p0_all, grid, rtol=RTOL * tighten, atol=ATOL * tighten,
+        rates = simulate_flow(prob_all, p0_all, grid.tolist(), rtol=RTOL * tighten, atol=ATOL * tighten,
                               measures={"rate": ins.m_loss_rate}, keep_params=False).metric("rate").numpy()
     mon = ins.FAStarStepMonitor(s["y"][first], s["b"][first], cfg.eta)
     prob_e, p0e = mf_problem("FA*", s["y"][first], s["z0"][first], s["w0"][first], s["b"][first])
@@ -398,7 +405,8 @@ def fig5_runs(cfg: Fig5Config, setting_cfg: FAStarConfig, seeds: Sequence[int], 
     steps = int(round(cfg.t_end / cfg.eta))
     every = max(steps // 200, 1)
     eta, big = cfg.eta, {"W1": cfg.eta, "W2": cfg.w_ratio * cfg.eta}
-    loss, extra, times = {}, {}, None
+    loss, extra = {}, {}
+    times: np.ndarray | None = None
     for key, rule, lr, w0 in (("FA*", "FA*", eta, s["w0"]), (FIG5_VARIANTS[0], "FA", eta, s["w0"]),
                               (FIG5_VARIANTS[1], "FA", big, s["w0"]), (FIG5_VARIANTS[2], "FA", eta, s["w_rand"])):
         progress(f"P004 Fig5: {key} ({steps} Euler steps, {len(seeds) * cfg.draws} draws)")
@@ -410,6 +418,7 @@ def fig5_runs(cfg: Fig5Config, setting_cfg: FAStarConfig, seeds: Sequence[int], 
         loss[key] = tr.metric("loss").numpy()
         if rule == "FA":
             extra[key] = tr.metric("extra").numpy()
+    assert times is not None  # the loop over the four variants always runs
     return Fig5Result(times, loss, extra, cfg.draws)
 
 
@@ -428,7 +437,7 @@ def figF_runs(cfg: FigFConfig, setting_cfg: FAStarConfig, seeds: Sequence[int], 
     s = setting_draws(setting_cfg, seeds, 1)
     progress("P004 FigF: FA flow with random W(0)")
     prob, p0 = mf_problem("FA", s["y"], s["z0"], s["w_rand"], s["b"])
-    flow = simulate_flow(prob, p0, np.linspace(0.0, cfg.t_end, 201), rtol=RTOL * tighten, atol=ATOL * tighten,
+    flow = simulate_flow(prob, p0, np.linspace(0.0, cfg.t_end, 201).tolist(), rtol=RTOL * tighten, atol=ATOL * tighten,
                          measures={"loss": ins.m_loss, "C": ins.m_fa_conserved, "stat": ins.m_stationarity})
     limit = np.stack([th.lemma1_projection(s["y"][i].numpy(), s["b"][i].numpy()) for i in range(len(seeds))])
     mon = ins.FAStepMonitor(s["y"], s["b"], cfg.eta)
