@@ -30,10 +30,11 @@ MAX_CONFIG_BYTES = 1_000_000  # a config is a few hundred bytes; 1 MB leaves roo
 MAX_YAML_DEPTH = 32  # configs nest 3 levels deep
 MAX_YAML_NODES = 100_000  # scalars + collections after expanding every alias
 
-_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Any: PyYAML ships no type information, and the C loader exists only when libyaml is built in
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _FalabLoader(_Loader):  # type: ignore[misc, valid-type]
+class _FalabLoader(_Loader):
     """Safe loader that refuses duplicate mapping keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -231,7 +232,7 @@ def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[Any]:
     target = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
+        with (os.fdopen(fd, mode) if "b" in mode else os.fdopen(fd, mode, encoding="utf-8", newline="")) as fh:
             yield fh
         os.replace(tmp, target)
     except BaseException:

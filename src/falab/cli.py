@@ -133,7 +133,7 @@ def reproduce(
         raise invalid("seeds", seeds, "an integer in [1, 100]")
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .experiments import RunContext, experiments_for, run_experiment
+    from .experiments import Experiment, RunContext, experiments_for, run_experiment
     from .report import ExperimentRecord, claim_rows, write_report
     from .runs import environment
 
@@ -148,8 +148,10 @@ def reproduce(
         task = progress.add_task("reproduce", total=len(exps))
         for exp in exps:
             progress.update(task, description=f"{exp.id}: {exp.title[:50]}")
-            ctx = RunContext(quick=quick, out_dir=out, seeds=seed_list,
-                             progress=lambda msg, e=exp: progress.update(task, description=f"{e.id}: {msg[:60]}"))
+            def show(msg: str, e: Experiment = exp) -> None:
+                progress.update(task, description=f"{e.id}: {msg[:60]}")
+
+            ctx = RunContext(quick=quick, out_dir=out, seeds=seed_list, progress=show)
             records.append(run_experiment(exp, ctx))
             progress.advance(task)
             # Write after every experiment so that an interrupted run keeps what it produced.
@@ -282,7 +284,7 @@ def _empty_path_option(args: list[str]) -> str | None:
     return None
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= 600 else text[:597] + "..."
 
@@ -327,7 +329,7 @@ def main(argv: list[str] | None = None) -> None:
         code = 130
     except typer.TyperException as exc:  # click's usage errors (unknown option, bad integer, missing argument)
         if type(exc).__name__ == "NoArgsIsHelpError":
-            typer.echo(str(exc.format_message()), err=True)  # type: ignore[attr-defined]
+            typer.echo(str(exc.format_message()), err=True)
         else:
             message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
             typer.echo(f"error: {_one_line(message)} (see falab {_command(args)} --help)".replace("falab  ", "falab "),

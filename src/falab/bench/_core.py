@@ -32,7 +32,7 @@ def _setup(k: int, seed: int = 0) -> tuple[Problem, Params]:
     return Problem(model, rule, SquaredLoss("mean"), x, y, state), params
 
 
-def _best_of(fn: Callable[[], None], repeats: int) -> float:
+def _best_of(fn: Callable[[], object], repeats: int) -> float:
     fn()  # warm-up (allocator, lazy init)
     best = float("inf")
     for _ in range(repeats):

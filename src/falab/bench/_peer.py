@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
         print(json.dumps({"error": f"biotorch {version} found, the comparison is pinned to {PINNED}"}))
         return 3
     import torch
-    from biotorch.module.biomodule import BioModule
+    from biotorch.module.biomodule import BioModule  # type: ignore[import-not-found]  # only in the peer's own venv
     from torch import nn
 
     torch.set_num_threads(int(options.get("threads", 1)))

@@ -108,6 +108,7 @@ def simulate_discrete(
     params = {k: v.detach().clone() for k, v in params0.items()}
     lrs = _step_sizes(scheme.lr, params)
     unit = max(lrs.values()) if time_unit is None else time_unit
+    wanted: Callable[[int], bool]
     if record_steps is None:
         # a predicate, not set(range(steps + 1)): steps = 10**9 must not allocate 10**9 integers
         def wanted(k: int) -> bool:

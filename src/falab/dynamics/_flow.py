@@ -157,6 +157,7 @@ def simulate_flow(
 
     y0 = flat.pack(params0)
     if method == "rk4":
+        assert step_size is not None  # checked on entry: rk4 needs a step > 0
         _fixed_step_rk4(rhs, y0, ts, step_size, record)
     else:
         _adaptive(rhs, y0, ts, method, rtol, atol, max_step, max_evaluations, counter, record, traj, events, flat,

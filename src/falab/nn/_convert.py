@@ -8,7 +8,7 @@ not and why) — nothing is printed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -38,7 +38,8 @@ from ._layers import (
     FeedbackLayer,
 )
 
-RULE_NAMES = ("bp", "fa", "dfa", "usf", "frsf", "brsf")
+RuleName = Literal["bp", "fa", "dfa", "usf", "frsf", "brsf"]
+RULE_NAMES: tuple[RuleName, ...] = ("bp", "fa", "dfa", "usf", "frsf", "brsf")
 _SUPPORTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
 
@@ -121,24 +122,24 @@ def _infer_output_dim(model: nn.Module, example_input: torch.Tensor | None) -> i
     return last
 
 
-def _new_layer(m: nn.Module, rule: AbstractLearningRule, kind: AbstractFeedback, output_dim: int | None,
-               broadcast: ErrorBroadcast | None, generator: torch.Generator) -> nn.Module:
+def _new_layer(m: nn.Linear | nn.Conv1d | nn.Conv2d, rule: AbstractLearningRule, kind: AbstractFeedback,
+               output_dim: int | None, broadcast: ErrorBroadcast | None, generator: torch.Generator) -> FeedbackLayer:
     dfa = isinstance(rule, DirectFeedbackAlignment)
     w = m.weight
     gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
     common: dict[str, Any] = {"feedback": kind, "generator": gen, "device": w.device, "dtype": w.dtype}
+    new: FeedbackLayer
     if isinstance(m, nn.Linear):
-        cls = DFALinear if dfa else FALinear
+        linear_cls = DFALinear if dfa else FALinear
         extra = {"output_dim": output_dim, "broadcast": broadcast} if dfa else {}
         # Build on the meta device (no throw-away init), then adopt the original Parameters.
-        new = cls(m.in_features, m.out_features, m.bias is not None, **{**common, **extra, "device": "meta"})
+        new = linear_cls(m.in_features, m.out_features, m.bias is not None, **{**common, **extra, "device": "meta"})
     else:
-        assert isinstance(m, (nn.Conv1d, nn.Conv2d))
-        cls = (DFAConv1d if dfa else FAConv1d) if isinstance(m, nn.Conv1d) else (DFAConv2d if dfa else FAConv2d)
+        conv_cls = (DFAConv1d if dfa else FAConv1d) if isinstance(m, nn.Conv1d) else (DFAConv2d if dfa else FAConv2d)
         extra = {"output_dim": output_dim, "broadcast": broadcast} if dfa else {}
-        new = cls(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
-                  dilation=m.dilation, groups=m.groups, bias=m.bias is not None, padding_mode=m.padding_mode,
-                  **{**common, **extra, "device": "meta"})
+        new = conv_cls(m.in_channels, m.out_channels, m.kernel_size, stride=m.stride, padding=m.padding,
+                       dilation=m.dilation, groups=m.groups, bias=m.bias is not None, padding_mode=m.padding_mode,
+                       **{**common, **extra, "device": "meta"})
     new.weight = m.weight
     new.bias = m.bias
     if dfa:
@@ -216,6 +217,7 @@ def convert(
                 if isinstance(rule, Backprop):
                     report.skipped.append(SkippedModule(name, type(child).__name__, "rule is backprop: kept native"))
                     continue
+                assert isinstance(child, _SUPPORTED)  # its exact type is one of them
                 new = _new_layer(child, rule, rule.feedback, report.output_dim, report.broadcast, generator)
                 setattr(parent, child_name, new)
                 report.converted.append(ConvertedLayer(name, type(child).__name__, type(new).__name__,
@@ -232,12 +234,13 @@ def convert(
     if type(model) in _SUPPORTED:
         raise invalid("model", type(model).__name__, "a container module (wrap a single layer in nn.Sequential)")
     visit(model, "")
-    if dfa:
+    if report.broadcast is not None:  # DFA
         report.handle = report.broadcast.attach(model)
         if example_input is not None:
             with torch.no_grad():
                 model(example_input)  # draws the conv layers' D for this input shape
             for i, c in enumerate(report.converted):
                 layer = model.get_submodule(c.name)
+                assert isinstance(layer, FeedbackLayer)  # converted above
                 report.converted[i] = ConvertedLayer(c.name, c.original, c.new, tuple(layer.feedback.shape))
     return report

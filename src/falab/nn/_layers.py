@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -68,14 +68,23 @@ class _Book:
         self.last_feedback: Tensor | None = None
 
 
-class FeedbackLayer:
+if TYPE_CHECKING:  # FeedbackLayer is only ever mixed into nn.Linear / nn.Conv1d / nn.Conv2d: type it as a module
+    _ModuleBase = nn.Module
+else:
+    _ModuleBase = object
+
+
+class FeedbackLayer(_ModuleBase):
     """Mixin of every falab layer: the feedback buffer, the kind that turns it into the matrix used, and bookkeeping
     for the instruments (which matrix was used last, whether this layer sends a signal to its input at all)."""
 
+    weight: Tensor  # from the nn.Linear / nn.Conv* it is mixed into
     feedback: Tensor
     feedback_kind: AbstractFeedback
     rule_name: str
     _book: _Book
+    _fixed: bool
+    _generator: torch.Generator
 
     def _init_bookkeeping(self, kind: AbstractFeedback, rule_name: str) -> None:
         self.feedback_kind = kind
@@ -524,6 +533,9 @@ class _DFAConvBase(FeedbackLayer, _ConvMixin):
     """DFA convolution: ``D`` has shape ``(n_L, C_in * spatial_in)``, known at the first forward pass (then drawn
     from the layer's own generator, so the draw does not depend on what else consumed random numbers)."""
 
+    output_dim: int
+    broadcast: ErrorBroadcast | None  # kept in __dict__, not a submodule (see FeedbackLayer.set_broadcast)
+
     def _setup_dfa(self, output_dim: int, broadcast: ErrorBroadcast | None, kind: AbstractFeedback | None,
                    generator: torch.Generator | None) -> None:
         _fa_conv_init(self, kind, generator)
@@ -556,7 +568,7 @@ class _DFAConvBase(FeedbackLayer, _ConvMixin):
         key = prefix + "feedback"
         if key in state_dict and self.feedback.shape != state_dict[key].shape and self.feedback.numel() == 0:
             self.feedback = torch.empty_like(state_dict[key], device=self.weight.device)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[misc]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, output_dim={self.output_dim}, feedback={self.feedback_kind!r}"

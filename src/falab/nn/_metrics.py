@@ -25,6 +25,7 @@ from ._layers import DFAConv1d, DFAConv2d, DFALinear, FeedbackLayer, exact_backp
 
 _HOMOGENEOUS = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Flatten, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d)
 _DFA = (DFALinear, DFAConv1d, DFAConv2d)
+_WeightLayer = nn.Linear | nn.Conv1d | nn.Conv2d
 
 
 def _mat(t: Tensor) -> Tensor:
@@ -97,11 +98,10 @@ def conserved_quantities(model: nn.Module) -> dict[str, float]:
     for seq_name, seq in model.named_modules():
         if not isinstance(seq, nn.Sequential):
             continue
-        prev: tuple[str, nn.Module] | None = None
+        prev: tuple[str, _WeightLayer] | None = None
         for child_name, child in seq.named_children():
             full = f"{seq_name}.{child_name}" if seq_name else child_name
-            is_weight = isinstance(child, (nn.Linear, nn.Conv1d, nn.Conv2d))
-            if is_weight:
+            if isinstance(child, (nn.Linear, nn.Conv1d, nn.Conv2d)):
                 if prev is not None:
                     q = _pair_quantity(prev[1], child)
                     if q is not None:
@@ -112,7 +112,7 @@ def conserved_quantities(model: nn.Module) -> dict[str, float]:
     return out
 
 
-def _pair_quantity(lower: nn.Module, upper: nn.Module) -> float | None:
+def _pair_quantity(lower: _WeightLayer, upper: _WeightLayer) -> float | None:
     w1, w2 = _mat(lower.weight), _mat(upper.weight)
     b1 = None if lower.bias is None else lower.bias.detach().to(torch.float64)
     if isinstance(upper, FeedbackLayer) or isinstance(lower, FeedbackLayer):
@@ -177,7 +177,7 @@ class AlignmentMonitor:
         return optimizer.register_step_post_hook(hook)
 
     def to_frame(self) -> Any:
-        import pandas as pd
+        import pandas as pd  # type: ignore[import-untyped]  # pandas ships no types and pandas-stubs is not installed
 
         return pd.DataFrame(self.rows)
 

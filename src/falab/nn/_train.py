@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from .._checks import (
     invalid,
 )
 from .._io import atomic_write_bytes, atomic_write_text, check_out_dir, check_targets, load_yaml_file, make_out_dir
-from ._convert import RULE_NAMES, convert
+from ._convert import RULE_NAMES, RuleName, convert
 from ._data import DATASETS, MAX_HELD_OUT, Split, load_split
 from ._metrics import layer_alignment, update_angles
 
@@ -40,13 +40,14 @@ from ._metrics import layer_alignment, update_angles
 _STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
-
+# Field(default=...) as a keyword: type checkers read only that one (dataclass_transform), so that
+# OptimizerConfig() / SplitConfig() are known to need no arguments (default_factory= below)
 class OptimizerConfig(BaseModel):
     model_config = _STRICT
     name: Literal["sgd", "adam"] = "adam"
-    lr: float = Field(1e-3, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
+    lr: float = Field(default=1e-3, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _momentum_only_for_sgd(self) -> OptimizerConfig:
@@ -58,8 +59,8 @@ class OptimizerConfig(BaseModel):
 
 class SplitConfig(BaseModel):
     model_config = _STRICT
-    val_fraction: float = Field(0.2, gt=0, lt=0.5)
-    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    val_fraction: float = Field(default=0.2, gt=0, lt=0.5)
+    test_fraction: float = Field(default=0.2, gt=0, lt=0.5)
     data_seed: Seed = 0
 
     @model_validator(mode="after")
@@ -71,29 +72,36 @@ class SplitConfig(BaseModel):
         return self
 
 
+DatasetName = Literal["digits", "mnist1d"]
+ModelName = Literal["mlp", "cnn"]
+# typed tuples: a lambda returning a list literal is inferred as list[str], which the Literal fields reject
+_DEFAULT_DATASETS: tuple[DatasetName, ...] = ("digits",)
+_DEFAULT_MODELS: tuple[ModelName, ...] = ("mlp", "cnn")
+
+
 class TrainConfig(BaseModel):
     """The YAML schema of ``falab train`` (every field optional; defaults give the digits benchmark)."""
 
     model_config = _STRICT
-    name: str = Field("nn_practice", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    datasets: list[Literal["digits", "mnist1d"]] = Field(default_factory=lambda: ["digits"], min_length=1)
-    models: list[Literal["mlp", "cnn"]] = Field(default_factory=lambda: ["mlp", "cnn"], min_length=1)
-    rules: list[Literal["bp", "fa", "dfa", "usf", "frsf", "brsf"]] = Field(
-        default_factory=lambda: list(RULE_NAMES), min_length=1)
+    name: str = Field(default="nn_practice", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    datasets: list[DatasetName] = Field(default_factory=lambda: list(_DEFAULT_DATASETS), min_length=1)
+    models: list[ModelName] = Field(default_factory=lambda: list(_DEFAULT_MODELS), min_length=1)
+    rules: list[RuleName] = Field(default_factory=lambda: list(RULE_NAMES), min_length=1)
     seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1, max_length=1000)
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(32, ge=1)
-    hidden: int = Field(128, ge=1)
+    epochs: int = Field(default=30, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    hidden: int = Field(default=128, ge=1)
     init: Literal["default", "xavier", "kaiming"] = "default"
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     dtype: Literal["float32", "float64"] = "float32"
-    threads: int = Field(1, ge=1)
+    threads: int = Field(default=1, ge=1)
     deterministic: bool = True
 
 
 def _pydantic_to_falab(err: ValidationError) -> FalabInputError:
-    return FalabInputError(format_validation_errors(err.errors(), model=TrainConfig))
+    # ErrorDetails is a TypedDict (a plain dict at runtime), the dicts format_validation_errors reads
+    return FalabInputError(format_validation_errors(cast("list[dict[str, Any]]", err.errors()), model=TrainConfig))
 
 
 def load_config(config: str | Path | Mapping[str, Any] | TrainConfig) -> TrainConfig:
@@ -347,7 +355,7 @@ def train_from_config(config: str | Path | Mapping[str, Any] | TrainConfig, out_
     atomic_write_text(out / "config.json", json.dumps(cfg.model_dump(), indent=2))
     atomic_write_text(out / "runs.json", json.dumps(runs, indent=1, default=float))
     atomic_write_text(out / "summary.md", md + "\n")
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]  # pandas ships no types and pandas-stubs is not installed
 
     atomic_write_bytes(out / "summary.csv", pd.DataFrame(summary).to_csv(index=False).encode())
     return {"config": cfg, "runs": runs, "summary": summary, "markdown": md, "figures": figures,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -193,7 +193,9 @@ def parse_config(data: dict[str, Any] | RunConfig) -> RunConfig:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         # The first error; the other members of a failed union add their expectation.
-        raise FalabInputError(format_validation_errors(exc.errors(), union_kinds=("flow", "euler", "sgd"),
+        # ErrorDetails is a TypedDict (a plain dict at runtime), the dicts format_validation_errors reads
+        errors = cast("list[dict[str, Any]]", exc.errors())
+        raise FalabInputError(format_validation_errors(errors, union_kinds=("flow", "euler", "sgd"),
                                                        model=RunConfig)) from None
     except RecursionError:  # a self-referencing YAML alias
         raise invalid("config", "a self-referencing structure", "a tree of fields", quote=False) from None

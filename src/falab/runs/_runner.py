@@ -29,6 +29,7 @@ from ..instruments import get_measures
 from ..models import MLP, Params
 from ..rules import (
     RULES,
+    AbstractLearningRule,
     BatchRandomMagnitudeSignFeedback,
     CopyOfWeight,
     FixedRandomMagnitudeSignFeedback,
@@ -163,7 +164,8 @@ def build_problem(cfg: RunConfig) -> tuple[Problem, Params]:
     feedback = {"gaussian": lambda: Gaussian(fb.std), "uniform": lambda: Uniform(fb.scale),
                 "copy_of_weight": CopyOfWeight, "scaled_like_weight": ScaledLikeWeight, "usf": UniformSignFeedback,
                 "frsf": FixedRandomMagnitudeSignFeedback, "brsf": BatchRandomMagnitudeSignFeedback}[fb.kind]()
-    rule_cls = RULES[cfg.rule.name]
+    # RULES is typed by the base class, whose constructor takes no feedback; bp takes no argument, the others a kind
+    rule_cls: Callable[..., AbstractLearningRule] = RULES[cfg.rule.name]
     rule = rule_cls() if cfg.rule.name == "bp" else rule_cls(feedback=feedback)
     loss = get_loss(cfg.loss.name, cfg.loss.reduction)
     state = rule.init(model, params, generator=g)
