@@ -12,12 +12,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ._checks import FalabInputError, check_seed, clamp_threads, invalid
 from ._io import check_out_dir
+
+if TYPE_CHECKING:  # the CLI imports the experiments lazily (startup time of `falab --help`)
+    from .experiments import Experiment
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="falab: learning rules of neural networks (BP, FA, DFA, FA*, sign symmetry) — exact flows, "
@@ -121,33 +124,44 @@ def reproduce(
     """Run the registered experiments, decide every claim over several seeds, and write OUT/claims.json,
     OUT/report.md and OUT/figures/*.png."""
     check_seed("--seed", seed)
-    out = _checked_out(out, files=("claims.json", "report.md"), dirs=("figures",))
+    out = _checked_out(out, files=("claims.json", "report.md"), dirs=("figures", "records"))
     _threads()
     chosen = [p.upper() for p in (papers or [])]
     for p in chosen:
         if p not in PAPER_CHOICES:
             raise invalid("paper", p, "one of " + ", ".join(PAPER_CHOICES))
-    if not (0 <= seed < 2**63 - 100):
-        raise invalid("seed", seed, "an integer in [0, 2**63 - 100)")
+    if seed > 2**63 - 1 - 100:  # the seeds S .. S+N-1 must all be valid seeds
+        raise invalid("--seed", seed, "an integer in [0, 2**63 - 101]")
     if not (1 <= seeds <= 100):
-        raise invalid("seeds", seeds, "an integer in [1, 100]")
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from .experiments import Experiment, RunContext, experiments_for, run_experiment
-    from .report import ExperimentRecord, claim_rows, write_report
-    from .runs import environment
+        raise invalid("--seeds", seeds, "an integer in [1, 100]")
+    from ._lock import output_lock
+    from .experiments import experiments_for
 
     exps = experiments_for(chosen)
     if not exps:
         raise invalid("papers", chosen or "all", "papers with registered experiments (see `falab list`)")
     seed_list = tuple(range(seed, seed + seeds))
     out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):  # one writer per directory: a second reproduce into it is refused
+        _reproduce_into(out, exps, quick, seed_list, chosen)
+
+
+def _reproduce_into(out: Path, exps: list[Experiment], quick: bool, seed_list: tuple[int, ...],
+                    chosen: list[str]) -> None:
+    """The body of ``falab reproduce`` once the input is valid and the directory is ours."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .experiments import RunContext, run_experiment
+    from .report import ExperimentRecord, claim_rows, write_report
+    from .runs import environment
+
     records: list[ExperimentRecord] = []
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), transient=not sys.stderr.isatty()) as progress:
         task = progress.add_task("reproduce", total=len(exps))
         for exp in exps:
             progress.update(task, description=f"{exp.id}: {exp.title[:50]}")
+
             def show(msg: str, e: Experiment = exp) -> None:
                 progress.update(task, description=f"{e.id}: {msg[:60]}")
 
@@ -160,7 +174,7 @@ def reproduce(
     rows = claim_rows(records)
     counts = {v: sum(r["verdict"] == v for r in rows) for v in ("confirmed", "qualified", "refuted", "inconclusive")}
     total = sum(r.seconds for r in records)
-    typer.echo(f"{len(rows)} claims over {seeds} seed(s): {counts['confirmed']} confirmed, {counts['qualified']} "
+    typer.echo(f"{len(rows)} claims over {len(seed_list)} seed(s): {counts['confirmed']} confirmed, {counts['qualified']} "
                f"qualified, {counts['refuted']} refuted, {counts['inconclusive']} inconclusive ({total:.1f} s). "
                f"Wrote {out}/claims.json and {out}/report.md")
     failed = [r for r in records if r.error]
