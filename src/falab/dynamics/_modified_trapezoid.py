@@ -53,7 +53,7 @@ class ModifiedTrapezoid(AbstractScheme):
     chain rule (BP, FA, sign symmetry) and DFA on an :class:`~falab.models.MLP` (deep linear nets are the case of the
     paper); FA* (slaved last layer) is not supported.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from falab.models import deep_linear
         >>> from falab.rules import FeedbackAlignment

@@ -8,7 +8,7 @@ space of laws (``_system``), computed by character blocks of a verified scaling 
 compares the number of functionally independent laws found (rank of their gradients at a generic point) with the
 bound :math:`D - \dim\mathrm{Lie}(\{v_x\})(\theta_0)` of Marcotte, Gribonval & Peyré (NeurIPS 2023) (``_lie``).
 
-Example:
+Examples:
     >>> from falab.laws import discover
     >>> from falab.models import MLP
     >>> from falab.rules import FeedbackAlignment

@@ -30,10 +30,10 @@ class MLP(AbstractLayeredModel):
 
     Parameters are ``{'W1': (..., n_1, n_0), ..., 'WL': ..., 'b1': ...}``, float64 by default.
 
-    Example:
+    Examples:
         >>> model = MLP((3, 5, 2), "relu")
         >>> params = model.init_params(torch.Generator().manual_seed(0))
-        >>> model(params, torch.zeros(4, 3)).shape
+        >>> model(params, torch.zeros(4, 3, dtype=torch.float64)).shape
         torch.Size([4, 2])
     """
 

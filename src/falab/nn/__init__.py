@@ -3,7 +3,7 @@
 The layers' backward passes call the kernels of :mod:`falab.functional`, so the nn route and the functional route
 (``falab.rules`` + ``falab.dynamics``) compute the same updates; tests check this to 1e-12 in float64.
 
-Example:
+Examples:
     >>> import torch
     >>> from torch import nn
     >>> from falab.nn import convert, layer_alignment

@@ -177,7 +177,8 @@ def convert(
             (:class:`~falab.rules.FeedbackAlignment` with any feedback kind, :class:`~falab.rules.DirectFeedbackAlignment`,
             :class:`~falab.rules.Backprop`). Names draw feedback at the scale of each forward weight
             (``ScaledLikeWeight``: ``||B||_F = ||W||_F``; RMS-matched for sign symmetry and DFA).
-        generator / seed: where feedback is drawn from (each layer gets its own seeded generator, in module order).
+        generator: where feedback is drawn from (each layer gets its own seeded generator, in module order).
+        seed: the seed of that generator when ``generator`` is not given (default 0).
         output_dim: DFA only, the width ``n_L`` of the network output (default: from ``example_input`` or the last
             ``nn.Linear``).
         example_input: DFA only, a batch used to infer ``output_dim`` and to draw conv layers' ``D`` at once.
@@ -185,7 +186,7 @@ def convert(
     For DFA an :class:`ErrorBroadcast` is attached to ``model``'s output with a forward hook (``report.handle``), so
     ``loss_fn(model(x), y).backward()`` works unchanged.
 
-    Example:
+    Examples:
         >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
         >>> report = convert(net, "fa", seed=0)
         >>> [c.new for c in report.converted]

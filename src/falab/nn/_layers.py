@@ -354,11 +354,11 @@ class FALinear(_LinearBase):
     leading shape ``(..., in_features)``.
 
     Args:
-        in_features, out_features, bias, device, dtype: as ``nn.Linear``.
+        in_features: as ``nn.Linear`` (so are ``out_features``, ``bias``, ``device`` and ``dtype``).
         feedback: the feedback kind (default :class:`~falab.rules.ScaledLikeWeight`: Gaussian with ``||B|| = ||W||``).
         generator: random source for drawing ``B`` (default: a generator seeded with 0).
 
-    Example:
+    Examples:
         >>> layer = FALinear(4, 3)
         >>> sorted(name for name, _ in layer.named_buffers()), len(list(layer.parameters()))
         (['feedback'], 2)
