@@ -1,0 +1,455 @@
+r"""Where FA, DFA and sign symmetry converge on diagonal linear networks: a coordinate-wise reduction (falab's own
+result; derivation in docs/theory/fa_tensor_networks.md).
+
+Every rule considered here (GD, FA with diagonal feedback ``diag(b_l)``, DFA with direct rows ``d_l``, uSF/frSF) is
+*coordinate-wise* on a diagonal network ``beta = w_1 .* .. .* w_L``: with ``g = X^T e`` (``e`` the output error) and
+``z(t) = -\int_0^t g\,ds``, layer ``l`` moves as :math:`dw_l/dz = c_l \odot \prod_{j<l} w_j` where ``c_l`` is the
+feedback product that replaces :math:`\prod_{j>l} w_j` (FA: :math:`c_l = \prod_{j>l} b_j`; DFA: ``c_l = d_l``;
+GD: :math:`\prod_{j>l} w_j` itself; ``c_L = 1``). Hence :math:`\beta(t) = P(z(t))` for a per-coordinate map ``P`` and
+:math:`z(t) = X^T s(t) \in \mathrm{range}(X^T)`, with
+
+.. math:: \dot s = -c\,\nabla D(s),\qquad D(s) = \sum_i F_i((X^T s)_i) - y^T s,\qquad F_i' = P_i,\ F_i(0) = 0,
+
+an ``n``-dimensional gradient flow from ``s(0) = 0`` (``c = 1/N`` for the mean loss). When every ``P_i`` is
+non-decreasing, ``D`` is convex and the limit is its minimiser: :math:`\beta^\star = P(X^T s^\star)`,
+:math:`X\beta^\star = y`, i.e. :math:`\beta^\star = \arg\min \sum_i \Phi_i(\beta_i)` s.t. :math:`X\beta = y` with
+:math:`\Phi_i = F_i^*` (:math:`\Phi_i' = P_i^{-1}`; KKT :math:`\nabla\Phi(\beta^\star) \in \mathrm{range}(X^T)`).
+
+Two-layer FA from ``u(0) = u_0, v(0) = v_0``: ``u = u_0 + b z``, ``v = v_0 + u_0 z + b z^2 / 2``; the conserved
+quantity :math:`Q = u^2/2 - b v` decides monotonicity (``P`` is non-decreasing iff ``Q <= 0``); from zero (or
+vanishing) initialisation :math:`P(z) = b^2 z^3 / 2` and :math:`\Phi(\beta) = \tfrac34 (2/b^2)^{1/3} |\beta|^{4/3}`,
+a weighted :math:`\ell_{4/3}` norm (GD: hyperbolic entropy -> :math:`\ell_1`, P002 Cor. 2/5, Woodworth et al. 2020).
+
+float64 numpy/scipy only; no simulation imports (the predictor is never a disguised copy of the flow).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.polynomial import polynomial as npoly
+from scipy import integrate
+
+from ._p002 import min_l1_interpolator, min_l2_interpolator
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Coordinate maps beta_i = P_i(z_i)
+
+
+class CoordinateMap(abc.ABC):
+    """A per-coordinate map ``beta = P(z)`` (arrays ``(..., d)``) with derivative and antiderivative ``F`` (F(0)=0)."""
+
+    @property
+    @abc.abstractmethod
+    def d(self) -> int: ...
+
+    @abc.abstractmethod
+    def value(self, z: np.ndarray) -> np.ndarray: ...
+
+    @abc.abstractmethod
+    def derivative(self, z: np.ndarray) -> np.ndarray: ...
+
+    @abc.abstractmethod
+    def antiderivative(self, z: np.ndarray) -> np.ndarray: ...
+
+    @abc.abstractmethod
+    def monotone(self) -> np.ndarray:
+        """Per coordinate: True when ``P_i`` is non-decreasing on the whole line (then ``D`` is convex)."""
+
+    def inverse(self, beta: np.ndarray, *, tol: float = 1e-15) -> np.ndarray:
+        """``P^{-1}(beta)`` per coordinate (monotone coordinates; bracketing bisection polished by Newton)."""
+        beta = np.asarray(beta, dtype=np.float64)
+        lo, hi = -np.ones_like(beta), np.ones_like(beta)
+        for _ in range(200):
+            grow = self.value(lo) > beta
+            if not grow.any():
+                break
+            lo = np.where(grow, 2 * lo, lo)
+        for _ in range(200):
+            grow = self.value(hi) < beta
+            if not grow.any():
+                break
+            hi = np.where(grow, 2 * hi, hi)
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            up = self.value(mid) < beta
+            lo, hi = np.where(up, mid, lo), np.where(up, hi, mid)
+            if np.all(hi - lo <= tol * np.maximum(1.0, np.abs(mid))):
+                break
+        z = 0.5 * (lo + hi)
+        for _ in range(3):
+            dp = self.derivative(z)
+            step = np.where(dp > 0, (self.value(z) - beta) / np.where(dp > 0, dp, 1.0), 0.0)
+            z_new = z - step
+            z = np.where((z_new >= lo) & (z_new <= hi), z_new, z)
+        return z
+
+    def potential(self, beta: np.ndarray) -> np.ndarray:
+        r""":math:`\Phi_i(\beta_i) = z\beta_i - F_i(z)` at :math:`z = P_i^{-1}(\beta_i)` (the convex conjugate of ``F``)."""
+        z = self.inverse(beta)
+        return z * np.asarray(beta) - self.antiderivative(z)
+
+
+@dataclass(frozen=True)
+class PolynomialMap(CoordinateMap):
+    """``P_i(z) = sum_k coefs[k, i] z^k`` (FA/DFA on a diagonal net of any depth, any initialisation)."""
+
+    coefs: np.ndarray  # (m, d)
+
+    @property
+    def d(self) -> int:
+        return int(self.coefs.shape[1])
+
+    def value(self, z):
+        return npoly.polyval(np.asarray(z, dtype=np.float64), self.coefs, tensor=False)
+
+    def derivative(self, z):
+        return npoly.polyval(np.asarray(z, dtype=np.float64), npoly.polyder(self.coefs, axis=0), tensor=False)
+
+    def antiderivative(self, z):
+        return npoly.polyval(np.asarray(z, dtype=np.float64), npoly.polyint(self.coefs, axis=0), tensor=False)
+
+    def monotone(self) -> np.ndarray:
+        out = np.zeros(self.d, dtype=bool)
+        dcoef = npoly.polyder(self.coefs, axis=0)
+        for i in range(self.d):
+            c = np.trim_zeros(dcoef[:, i], "b")
+            if c.size == 0:
+                out[i] = True
+                continue
+            deg = c.size - 1
+            if deg % 2 == 1 or c[-1] < 0:
+                continue  # P' -> -inf on one side
+            crit = npoly.polyroots(npoly.polyder(c)) if deg >= 2 else np.zeros(0)
+            crit = crit[np.abs(crit.imag) <= 1e-9 * np.maximum(1.0, np.abs(crit))].real
+            vals = npoly.polyval(crit, c) if crit.size else np.array([c[0]])
+            scale = np.abs(c).max()
+            out[i] = bool(vals.min() >= -1e-12 * scale)
+        return out
+
+    @property
+    def degree(self) -> int:
+        return int(self.coefs.shape[0] - 1)
+
+
+@dataclass(frozen=True)
+class SignSymmetryMap(CoordinateMap):
+    r"""Two-layer uSF/frSF from ``u(0) = u_0 != 0``, ``v(0) = 0``: ``du/dz = s sign(v)``, ``dv/dz = u`` give
+    :math:`\beta = (a + s|z|)(a z + s z|z|/2)` with ``a = |u_0|`` (odd, increasing; ``s`` the feedback magnitude:
+    uSF's scale, or frSF's ``|R_i|``)."""
+
+    a: np.ndarray
+    s: np.ndarray
+
+    @property
+    def d(self) -> int:
+        return int(np.asarray(self.a).shape[-1])
+
+    def value(self, z):
+        z = np.asarray(z, dtype=np.float64)
+        return (self.a + self.s * np.abs(z)) * (self.a * z + self.s * z * np.abs(z) / 2)
+
+    def derivative(self, z):
+        z = np.abs(np.asarray(z, dtype=np.float64))
+        return self.a**2 + 3 * self.a * self.s * z + 1.5 * self.s**2 * z**2
+
+    def antiderivative(self, z):
+        z = np.asarray(z, dtype=np.float64)
+        az = np.abs(z)
+        return self.a**2 * z**2 / 2 + self.a * self.s * az**3 + self.s**2 * z**4 / 8
+
+    def monotone(self) -> np.ndarray:
+        return np.ones(self.d, dtype=bool)
+
+
+@dataclass(frozen=True)
+class GradientMap(CoordinateMap):
+    r"""Two-layer GD: ``u -+ v = (u_0 -+ v_0) e^{-+z}`` give :math:`\beta = ((u_0+v_0)^2 e^{2z} - (u_0-v_0)^2 e^{-2z})/4`
+    (hyperbolic entropy potential; ``u_0 = alpha, v_0 = 0``: :math:`\beta = \alpha^2 \sinh(2z)/2`, P002 Cor. 5)."""
+
+    u0: np.ndarray
+    v0: np.ndarray
+
+    @property
+    def d(self) -> int:
+        return int(np.asarray(self.u0).shape[-1])
+
+    def _pm(self) -> tuple[np.ndarray, np.ndarray]:
+        return (np.asarray(self.u0) + self.v0) ** 2, (np.asarray(self.u0) - self.v0) ** 2
+
+    def value(self, z):
+        p, m = self._pm()
+        return (p * np.exp(2 * z) - m * np.exp(-2 * z)) / 4
+
+    def derivative(self, z):
+        p, m = self._pm()
+        return (p * np.exp(2 * z) + m * np.exp(-2 * z)) / 2
+
+    def antiderivative(self, z):
+        p, m = self._pm()
+        return (p * np.expm1(2 * z) + m * np.expm1(-2 * z)) / 8
+
+    def monotone(self) -> np.ndarray:
+        return np.ones(self.d, dtype=bool)
+
+
+def fa_products(b: Sequence[np.ndarray]) -> np.ndarray:
+    r"""FA's feedback products ``c_l = prod_{j>l} b_j`` (``b = (b_2, .., b_L)``, ``c_L = 1``), shape ``(L, d)``."""
+    bs = [np.asarray(v, dtype=np.float64) for v in b]
+    d = bs[0].shape[-1]
+    L = len(bs) + 1
+    c = np.ones((L, d))
+    for l in range(L - 2, -1, -1):
+        c[l] = c[l + 1] * bs[l]
+    return c
+
+
+def dfa_products(dvecs: Sequence[np.ndarray]) -> np.ndarray:
+    """DFA's direct feedback rows ``c_l = d_l`` (``d_1 .. d_{L-1}``) and ``c_L = 1``, shape ``(L, d)``."""
+    ds = [np.asarray(v, dtype=np.float64) for v in dvecs]
+    return np.vstack([*ds, np.ones_like(ds[0])])
+
+
+def diagonal_map(c: np.ndarray, w0: np.ndarray) -> PolynomialMap:
+    r"""``P`` of a depth-L diagonal net under a fixed-feedback coordinate-wise rule: :math:`w_l(z) = w_l(0) + c_l
+    \int_0^z \prod_{j<l} w_j`, :math:`\beta = \prod_l w_l` (degree ``L(L+1)/2``). ``c, w0``: ``(L, d)``."""
+    c = np.asarray(c, dtype=np.float64)
+    w0 = np.asarray(w0, dtype=np.float64)
+    if c.shape != w0.shape or c.ndim != 2:
+        raise ValueError(f"Invalid feedback/init shapes: {c.shape}, {w0.shape} (expected equal (L, d))")
+    L, d = c.shape
+    m = L * (L + 1) // 2 + 1
+    coefs = np.zeros((m, d))
+    for i in range(d):
+        prod = np.array([1.0])
+        for l in range(L):
+            w = npoly.polyint(prod) * c[l, i]
+            w[0] += w0[l, i]
+            prod = npoly.polymul(prod, w)
+        coefs[: prod.size, i] = prod
+    return PolynomialMap(coefs)
+
+
+def small_init_map(c: np.ndarray) -> PolynomialMap:
+    r"""The vanishing-initialisation map :math:`P(z) = \kappa z^p`, ``p = L(L+1)/2``,
+    :math:`\kappa = \prod_k c_k^{L-k+1} / \prod_l l!` (= :func:`diagonal_map` at ``w0 = 0``)."""
+    return diagonal_map(c, np.zeros_like(np.asarray(c, dtype=np.float64)))
+
+
+def small_init_exponent(depth: int) -> float:
+    r"""``q = 1 + 1/p`` of the small-init potential :math:`\Phi \propto |\beta|^{q}` (p = L(L+1)/2; depth 2: 4/3)."""
+    return 1.0 + 2.0 / (depth * (depth + 1))
+
+
+def fa_lp_weights(b: np.ndarray) -> np.ndarray:
+    r"""Weights of two-layer FA's small-init potential :math:`\Phi = \sum_i \omega_i|\beta_i|^{4/3}`,
+    :math:`\omega_i = \tfrac34 (2/b_i^2)^{1/3}`: feedback magnitudes matter, their signs do not."""
+    return 0.75 * np.cbrt(2.0 / np.asarray(b, dtype=np.float64) ** 2)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The limit: minimiser of the dual D (convex case) or the limit of the reduced n-dimensional flow
+
+
+@dataclass
+class Limit:
+    """A predicted limit: ``beta = P(X^T s)``, the dual point ``s``, how it was found, and its residuals."""
+
+    beta: np.ndarray
+    s: np.ndarray
+    method: str
+    monotone: bool
+    grad_norm: float  # ||X P(X^T s) - y||
+    info: dict[str, float] = field(default_factory=dict)
+
+
+def _dual(x: np.ndarray, y: np.ndarray, pmap: CoordinateMap, s: np.ndarray) -> tuple[float, np.ndarray]:
+    z = x.T @ s
+    return float(pmap.antiderivative(z).sum() - y @ s), x @ pmap.value(z) - y
+
+
+def _newton_polish(x, y, pmap, s, *, iters: int = 50, tol: float = 1e-15) -> np.ndarray:
+    """Newton on ``grad D(s) = 0`` (Jacobian ``X diag(P'(X^T s)) X^T``), backtracking on ``||grad D||``."""
+    scale = max(1.0, float(np.abs(y).max()))
+    for _ in range(iters):
+        _, g = _dual(x, y, pmap, s)
+        gn = float(np.linalg.norm(g))
+        if gn <= tol * scale:
+            break
+        h = (x * pmap.derivative(x.T @ s)) @ x.T
+        try:
+            step = np.linalg.solve(h + 1e-300 * np.eye(len(s)), g)
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(h, g, rcond=None)[0]
+        t = 1.0
+        while t > 1e-8:
+            s_new = s - t * step
+            if np.linalg.norm(_dual(x, y, pmap, s_new)[1]) < gn:
+                break
+            t /= 2
+        else:
+            break
+        s = s_new
+    return s
+
+
+def _minimise_dual(x, y, pmap, *, tol: float) -> np.ndarray:
+    """Damped Newton on the convex ``D`` from ``s = 0`` (Levenberg damping where ``P'(0) = 0`` makes the Hessian
+    singular), with Armijo backtracking on ``D``."""
+    n = x.shape[0]
+    s = np.zeros(n)
+    scale = max(1.0, float(np.abs(y).max()))
+    for _ in range(500):
+        f, g = _dual(x, y, pmap, s)
+        gn = float(np.linalg.norm(g))
+        if gn <= tol * scale:
+            break
+        h = (x * pmap.derivative(x.T @ s)) @ x.T
+        mu = 1e-3 * gn * (np.trace(h) / n + 1.0) if gn > 1e-6 * scale else 0.0
+        step = np.linalg.solve(h + (mu + 1e-14 * (np.trace(h) / n + 1e-300)) * np.eye(n), g)
+        t = 1.0
+        while t > 1e-12:
+            s_new = s - t * step
+            f_new, _ = _dual(x, y, pmap, s_new)
+            if f_new <= f - 1e-4 * t * float(g @ step):
+                break
+            t /= 2
+        s = s_new
+    return s
+
+
+def _reduced_flow(x, y, pmap, *, t_end: float, rtol: float) -> np.ndarray:
+    """The exact reduced flow ``ds/dt = -grad D(s)`` from ``s = 0`` (LSODA), for non-monotone ``P``: its limit is the
+    critical point of ``D`` that the network's flow reaches (not a closed form: an n-dimensional ODE)."""
+
+    def rhs(t, s):
+        del t
+        return -_dual(x, y, pmap, s)[1]
+
+    sol = integrate.solve_ivp(rhs, (0.0, t_end), np.zeros(x.shape[0]), method="LSODA", rtol=rtol, atol=rtol * 1e-2)
+    return sol.y[:, -1]
+
+
+def predict_limit(x: np.ndarray, y: np.ndarray, pmap: CoordinateMap, *, method: str = "auto", tol: float = 1e-13,
+                  t_end: float = 1e6, rtol: float = 1e-11) -> Limit:
+    r"""The limit of a coordinate-wise rule's flow on a diagonal net (regression, loss :math:`\|X\beta - y\|^2`).
+
+    ``method``: ``'dual'`` minimises the convex dual ``D`` (requires every ``P_i`` non-decreasing: then
+    :math:`\beta^\star = \arg\min\sum_i\Phi_i(\beta_i)` s.t. :math:`X\beta = y`); ``'reduced'`` follows the reduced
+    flow :math:`\dot s = -\nabla D(s)` from 0 and polishes the critical point by Newton (any ``P``); ``'auto'``
+    picks ``'dual'`` when ``P`` is monotone. The time scale of the flow (``1/N``) does not change the limit.
+    """
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    y = np.atleast_1d(np.asarray(y, dtype=np.float64))
+    mono = bool(pmap.monotone().all())
+    if method == "auto":
+        method = "dual" if mono else "reduced"
+    if method == "dual":
+        if not mono:
+            raise ValueError("Invalid method: 'dual' (expected 'reduced': P is not monotone, D is not convex)")
+        s = _minimise_dual(x, y, pmap, tol=tol)
+    elif method == "reduced":
+        s = _reduced_flow(x, y, pmap, t_end=t_end, rtol=rtol)
+    else:
+        raise ValueError(f"Invalid method: {method!r} (expected 'auto', 'dual' or 'reduced')")
+    s = _newton_polish(x, y, pmap, s)
+    g = _dual(x, y, pmap, s)[1]
+    return Limit(pmap.value(x.T @ s), s, method, mono, float(np.linalg.norm(g)))
+
+
+def kkt_residual(x: np.ndarray, beta: np.ndarray, pmap: CoordinateMap) -> float:
+    r"""Relative distance of :math:`\nabla\Phi(\beta) = P^{-1}(\beta)` from ``range(X^T)`` (0 at the minimiser)."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    grad = pmap.inverse(beta)
+    proj = x.T @ np.linalg.lstsq(x.T, grad, rcond=None)[0]
+    return float(np.linalg.norm(grad - proj) / max(np.linalg.norm(grad), 1e-300))
+
+
+def weighted_lp_interpolator(x: np.ndarray, y: np.ndarray, weights: np.ndarray, q: float, *,
+                             tol: float = 1e-13) -> np.ndarray:
+    r""":math:`\arg\min \sum_i \omega_i |\beta_i|^q` s.t. :math:`X\beta = y` (``q > 1``), through its dual: the map
+    :math:`P_i(z) = \mathrm{sign}(z)(|z|/(q\omega_i))^{1/(q-1)}` minimises :math:`D(s) = \sum F_i((X^Ts)_i) - y^Ts`."""
+    if not q > 1:
+        raise ValueError(f"Invalid q: {q} (expected > 1)")
+    pm = PowerMap(np.asarray(weights, dtype=np.float64), float(q))
+    return predict_limit(x, y, pm, method="dual", tol=tol).beta
+
+
+@dataclass(frozen=True)
+class PowerMap(CoordinateMap):
+    r"""``P = (\Phi')^{-1}`` for :math:`\Phi_i = \omega_i|\beta|^q`: :math:`P_i(z) = \mathrm{sign}(z)(|z|/(q\omega_i))^{r}`,
+    ``r = 1/(q-1)``."""
+
+    weights: np.ndarray
+    q: float
+
+    @property
+    def d(self) -> int:
+        return int(np.asarray(self.weights).shape[-1])
+
+    def value(self, z):
+        r = 1.0 / (self.q - 1.0)
+        return np.sign(z) * (np.abs(z) / (self.q * self.weights)) ** r
+
+    def derivative(self, z):
+        r = 1.0 / (self.q - 1.0)
+        return r * (np.abs(z) / (self.q * self.weights)) ** (r - 1) / (self.q * self.weights)
+
+    def antiderivative(self, z):
+        r = 1.0 / (self.q - 1.0)
+        return (self.q * self.weights) * (np.abs(z) / (self.q * self.weights)) ** (r + 1) / (r + 1)
+
+    def monotone(self) -> np.ndarray:
+        return np.ones(self.d, dtype=bool)
+
+    def inverse(self, beta, *, tol: float = 1e-15):
+        del tol
+        return np.sign(beta) * self.q * self.weights * np.abs(beta) ** (self.q - 1)
+
+    def potential(self, beta):
+        return self.weights * np.abs(beta) ** self.q
+
+
+def lp_norm(beta: np.ndarray, q: float, weights: np.ndarray | None = None) -> float:
+    """``(sum w_i |beta_i|^q)^{1/q}``."""
+    w = np.ones_like(beta) if weights is None else weights
+    return float(np.sum(w * np.abs(beta) ** q) ** (1.0 / q))
+
+
+def reference_interpolators(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """min-l1 (HiGHS LP) and min-l2 (pseudo-inverse) interpolators, the two implicit biases FA is compared with."""
+    return {"l1": min_l1_interpolator(x, y), "l2": min_l2_interpolator(x, y)}
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    """``||a - b|| / ||b||``."""
+    return float(np.linalg.norm(np.asarray(a) - b) / max(float(np.linalg.norm(b)), 1e-300))
+
+
+def support_recovered(beta: np.ndarray, support: np.ndarray) -> bool:
+    """True when the ``k = |support|`` largest ``|beta_i|`` sit exactly on ``support``."""
+    k = len(support)
+    top = np.argsort(-np.abs(np.asarray(beta)), kind="stable")[:k]
+    return set(int(i) for i in top) == set(int(i) for i in support)
+
+
+def n_at_half(ns: Sequence[float], probs: Sequence[float]) -> float:
+    """Smallest ``n`` where a recovery-probability curve reaches 1/2 (linear interpolation; ``inf`` if never)."""
+    ns_a, p = np.asarray(ns, dtype=float), np.asarray(probs, dtype=float)
+    for i in range(len(p)):
+        if p[i] >= 0.5:
+            if i == 0:
+                return float(ns_a[0])
+            a, b = p[i - 1], p[i]
+            return float(ns_a[i - 1] + (0.5 - a) / (b - a) * (ns_a[i] - ns_a[i - 1]))
+    return math.inf
+
+
+__all__ = ["CoordinateMap", "PolynomialMap", "SignSymmetryMap", "GradientMap", "PowerMap", "Limit",
+           "fa_products", "dfa_products", "diagonal_map", "small_init_map", "small_init_exponent", "fa_lp_weights",
+           "predict_limit", "kkt_residual", "weighted_lp_interpolator", "lp_norm", "reference_interpolators",
+           "relative_error", "support_recovered", "n_at_half"]
