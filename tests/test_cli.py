@@ -203,8 +203,8 @@ def test_interrupt_exits_130_with_one_line_saying_what_was_kept(tmp_path, capsys
     monkeypatch.setattr(falab.runs, "run", interrupted)
     code, _, err = _run_cli(["run", str(_write(tmp_path, BASE)), "--out", str(tmp_path / "out")], capsys)
     assert code == 130
-    assert err.strip().splitlines() == ["interrupted: kept nothing new in --out (a run writes its results when the "
-                                        "simulation ends)"]
+    assert err.strip().splitlines() == ["interrupted: kept --out/metrics.csv with the rows recorded so far "
+                                        "(manifest.json says status running; --resume reruns it)"]
     assert not (tmp_path / "out").exists()
 
 

@@ -67,8 +67,11 @@ def run(
     config: Annotated[Path, typer.Argument(help="YAML run config (see configs/)")],
     out: Annotated[Path, typer.Option("--out", help="result directory")] = Path("results/run"),
     allow_large: Annotated[bool, typer.Option("--allow-large", help=ALLOW_LARGE_HELP)] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="keep a finished run of this config in --out, or rerun an "
+                                                          "interrupted one into it")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an earlier run in --out")] = False,
 ) -> None:
-    """Run one config: writes OUT/manifest.json, OUT/metrics.csv and OUT/figures/."""
+    """Run one config: writes OUT/manifest.json, OUT/metrics.csv (appended as the run records) and OUT/figures/."""
     from .dynamics import Diverged
     from .runs import load_config
     from .runs import run as run_config
@@ -99,12 +102,19 @@ def run(
             bar.stop()
 
     try:
-        result = run_config(cfg, out, progress=progress, allow_large=allow_large)
+        result = run_config(cfg, out, progress=progress, allow_large=allow_large, resume=resume, overwrite=overwrite)
     except Diverged as exc:
         stop()
         _fail(str(exc), 1)
     finally:
         stop()
+    if result.resumed:
+        status = result.manifest.get("status")
+        typer.echo(f"{out} already holds this run, finished with status {status} "
+                   f"({result.manifest.get('records')} records); nothing rerun")
+        if status != "ok":
+            raise typer.Exit(1)
+        return
     loss = result.trajectory.metrics.get("loss")
     final = f"; final loss {float(loss[-1].max()):.4g}" if loss else ""
     typer.echo(f"wrote {out}/manifest.json, metrics.csv ({len(result.trajectory.times)} records){final}")
@@ -277,7 +287,7 @@ def train(
 
 # What an interrupted command leaves in its output directory (the one line printed with exit code 130).
 KEPT = {
-    "run": "nothing new in --out (a run writes its results when the simulation ends)",
+    "run": "--out/metrics.csv with the rows recorded so far (manifest.json says status running; --resume reruns it)",
     "train": "--out/runs.json with every run finished before the interrupt (the summary is written at the end)",
     "reproduce": "--out/report.md and claims.json with every experiment finished before the interrupt",
     "bench": "the figures printed above (--json is written at the end)",

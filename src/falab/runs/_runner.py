@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import platform
 import subprocess
 import time
@@ -44,17 +45,37 @@ OUTPUT_FILES = ("manifest.json", "metrics.csv", "timing.json", "figures/loss.png
 
 
 def git_commit() -> str:
-    """The commit of the falab checkout (``unknown`` outside git); ``+dirty`` when the tree has changes."""
+    """The commit of the source tree of the falab package actually imported (``unknown`` when that package is not a
+    tracked file of a git checkout, e.g. an installed wheel inside some other repository); ``+dirty`` when the
+    checkout has changes."""
     here = Path(__file__).resolve().parent
+    package_file = Path(__file__).resolve().parents[1] / "__init__.py"
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
         if sha.returncode != 0:
+            return "unknown"
+        # the enclosing repository must track this very package, not merely contain it (a venv inside a repo)
+        tracked = subprocess.run(["git", "ls-files", "--error-unmatch", str(package_file)], cwd=here,
+                                 capture_output=True, text=True, timeout=5)
+        if tracked.returncode != 0:
             return "unknown"
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
                                capture_output=True, text=True, timeout=5)
         return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    """Name -> version of every installed distribution (what a sweep manifest records)."""
+    from importlib import metadata
+
+    out: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] if dist.metadata else None
+        if name:
+            out[str(name).lower()] = str(dist.version)
+    return dict(sorted(out.items()))
 
 
 def environment() -> dict[str, Any]:
@@ -172,23 +193,99 @@ def build_problem(cfg: RunConfig) -> tuple[Problem, Params]:
     return Problem(model, rule, loss, x, y, state), params
 
 
-def _metric_rows(traj: Trajectory) -> list[tuple[float, int, int, str, int, float]]:
-    rows = []
-    for name, values in traj.metrics.items():
-        for t, step, v in zip(traj.times, traj.steps, values):
-            arr = v.detach().reshape(v.shape[0], -1) if v.dim() >= 1 else v.reshape(1, 1)
-            for member in range(arr.shape[0]):
-                for idx in range(arr.shape[1]):
-                    rows.append((t, step, member, name, idx, float(arr[member, idx])))
-    return rows
+def metric_columns(times: list[float], steps: list[int], metrics: dict[str, list[torch.Tensor]]
+                   ) -> dict[str, np.ndarray]:
+    """Long-form columns ``time, step, member, measure, index, value`` of recorded measures (one row per record,
+    ensemble member, measure and component), record-major: every measure of record 0, then of record 1, ...
+
+    A measure's value at one record has the ensemble on its leading dimension (a 0-d value is one member, one
+    component). This is the one table layout of ``metrics.csv`` (falab run) and of the sweep cells' Parquet files.
+    """
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("time", "step", "member", "measure", "index", "value")}
+    for r, (t, step) in enumerate(zip(times, steps)):
+        for name, values in metrics.items():
+            v = values[r].detach()
+            arr = (v.reshape(v.shape[0], -1) if v.dim() >= 1 else v.reshape(1, 1)).to(torch.float64).numpy()
+            k, c = arr.shape
+            cols["time"].append(np.full(k * c, float(t)))
+            cols["step"].append(np.full(k * c, int(step), dtype=np.int64))
+            cols["member"].append(np.repeat(np.arange(k, dtype=np.int64), c))
+            cols["measure"].append(np.full(k * c, name, dtype=object))
+            cols["index"].append(np.tile(np.arange(c, dtype=np.int64), k))
+            cols["value"].append(arr.reshape(-1))
+    empty = {"time": np.float64, "step": np.int64, "member": np.int64, "measure": object, "index": np.int64,
+             "value": np.float64}
+    return {k: np.concatenate(v) if v else np.zeros(0, dtype=empty[k]) for k, v in cols.items()}
+
+
+CSV_HEADER = "time,step,member,measure,index,value\n"
+
+
+def _csv_lines(cols: dict[str, np.ndarray]) -> str:
+    """CSV lines with 17 significant digits (``repr`` of the float): a rerun is byte-identical."""
+    return "".join(f"{float(t)!r},{int(s)},{int(m)},{name},{int(i)},{float(v)!r}\n" for t, s, m, name, i, v in
+                   zip(cols["time"], cols["step"], cols["member"], cols["measure"], cols["index"], cols["value"]))
 
 
 def write_metrics(traj: Trajectory, path: Path) -> None:
     """Long-form CSV: time, step, member, measure, index, value (17 significant digits); written atomically."""
     with atomic_writer(path) as fh:
-        fh.write("time,step,member,measure,index,value\n")
-        for t, step, member, name, idx, value in _metric_rows(traj):
-            fh.write(f"{t!r},{step},{member},{name},{idx},{value!r}\n")
+        fh.write(CSV_HEADER)
+        fh.write(_csv_lines(metric_columns(traj.times, traj.steps, traj.metrics)))
+
+
+class MetricsAppender:
+    """Appends ``metrics.csv`` while a run records: the measures of every record are turned into rows at once and
+    flushed at least every ``flush_seconds`` (default: every record), so a killed run keeps a readable file with
+    what it recorded (every flushed chunk ends with a complete line).
+
+    The hook is the measures themselves: :meth:`wrap` returns measures that compute the same values and hand each
+    completed record to the appender (the dynamics evaluate the measures once per record, in order, right after the
+    finiteness checks), so no change to the simulation loop is needed. A chunked ensemble flow evaluates its
+    measures when the chunks are stitched, after integration: its rows arrive then.
+    """
+
+    def __init__(self, path: Path, flush_seconds: float = 0.0) -> None:
+        self.path = path
+        self.flush_seconds = flush_seconds
+        self.records = 0
+        self._fh = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed in close()
+        self._fh.write(CSV_HEADER)
+        self._fh.flush()
+        self._last_flush = time.monotonic()
+        self._pending: dict[str, torch.Tensor] = {}
+
+    def wrap(self, measures: dict[str, Any]) -> dict[str, Any]:
+        names = list(measures)
+        if not names:
+            return measures
+
+        def make(name: str, fn: Any) -> Any:
+            def measure(snap: Any) -> torch.Tensor:
+                value = torch.as_tensor(fn(snap)).detach().clone()
+                self._pending[name] = value
+                if name == names[-1]:
+                    self.append(float(snap.t), int(snap.step), self._pending)
+                    self._pending = {}
+                return value
+            return measure
+
+        return {n: make(n, f) for n, f in measures.items()}
+
+    def append(self, t: float, step: int, values: dict[str, torch.Tensor]) -> None:
+        cols = metric_columns([t], [step], {k: [v] for k, v in values.items()})
+        self._fh.write(_csv_lines(cols))
+        self.records += 1
+        now = time.monotonic()
+        if now - self._last_flush >= self.flush_seconds:
+            self._fh.flush()
+            self._last_flush = now
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
 
 
 def _figures(traj: Trajectory, out: Path) -> list[Path]:
@@ -226,18 +323,52 @@ class RunResult:
     out_dir: Path
     trajectory: Trajectory
     manifest: dict[str, Any]
+    resumed: bool = False  # True when --resume found the run already finished (nothing was rerun)
+
+
+FINISHED = ("ok", "diverged", "stalled")
+
+
+def _previous_run(out: Path) -> dict[str, Any] | None:
+    """The manifest of a run already in ``out`` (``{}`` when it left outputs but no readable manifest), else None."""
+    if not any((out / f).exists() for f in (*OUTPUT_FILES, "figures")):
+        return None
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _clear_outputs(out: Path) -> None:
+    for f in OUTPUT_FILES:
+        (out / f).unlink(missing_ok=True)
 
 
 def run(config: RunConfig | dict[str, Any], out_dir: str | Path,
-        progress: Callable[[float], None] | None = None, *, allow_large: bool = False) -> RunResult:
+        progress: Callable[[float], None] | None = None, *, allow_large: bool = False, resume: bool = False,
+        overwrite: bool = False) -> RunResult:
     """Execute a run and write ``manifest.json``, ``metrics.csv`` and ``figures/``.
 
     Nothing is written before the config, the output directory and the data are valid and the estimated memory fits
     (``allow_large`` skips that bound). The output path is resolved once; symlinks among the files it writes are
-    refused; every file is written atomically. On divergence (non-finite loss or solver failure) the metrics
-    recorded so far are written, the manifest says ``status: diverged`` and :class:`~falab.dynamics.Diverged` is raised.
+    refused. One writer per directory: ``OUT/.falab.lock`` (a second run into it is refused, a lock left by a killed
+    run is taken over). A directory holding an earlier run's outputs is refused unless ``overwrite`` (its outputs
+    are replaced) or ``resume``: a finished run with the same config is kept as it is (``resumed=True``, nothing
+    reruns), an interrupted one (manifest ``status: running``) is rerun from the start into the same files (runs are
+    deterministic: the rows it had kept come out the same), a different config is refused.
+
+    ``metrics.csv`` is appended record by record while the simulation runs (:class:`MetricsAppender`) and
+    ``manifest.json`` says ``status: running`` until the end, so a killed run leaves its rows in a readable file and
+    says it did not finish. On divergence (non-finite loss or solver failure) the manifest says ``status: diverged``
+    and :class:`~falab.dynamics.Diverged` is raised.
     """
+    from .._lock import output_lock
+
     cfg = parse_config(config)
+    if resume and overwrite:
+        raise invalid("--resume", "with --overwrite", "one of --resume (keep or finish the run in --out) and "
+                      "--overwrite (replace it)", quote=False)
     check_run_size(cfg, allow_large=allow_large)
     out = check_out_dir(out_dir)
     check_targets(out, files=OUTPUT_FILES, dirs=("figures",))
@@ -247,34 +378,54 @@ def run(config: RunConfig | dict[str, Any], out_dir: str | Path,
     if batch is not None and batch > n_samples:
         raise invalid("dynamics.batch_size", batch, f"at most the number of samples ({n_samples})")
     measures = get_measures(list(cfg.measures))
+    config_json = cfg.model_dump(mode="json")
+    make_out_dir(out)  # only now: a config rejected by the checks above leaves nothing behind
+    with output_lock(out, "out"):
+        previous = _previous_run(out)
+        if previous is not None:
+            if not (resume or overwrite):
+                raise invalid("out", str(out), "a directory without an earlier run's outputs (it holds "
+                              f"manifest.json/metrics.csv{' with status ' + str(previous.get('status')) if previous else ''}"
+                              "; --resume keeps or finishes it, --overwrite replaces it)")
+            if resume and previous.get("config") not in (None, config_json):
+                raise invalid("--resume", str(out), "a directory holding a run of the same config (this one was made "
+                              "by a different config; --overwrite replaces it, or choose another --out)")
+            if resume and previous.get("status") in FINISHED:
+                return RunResult(out, Trajectory(status=str(previous["status"]), message=str(previous.get("message", ""))),
+                                 previous, resumed=True)
+            _clear_outputs(out)
+        return _execute(cfg, config_json, problem, params0, measures, out, progress)
+
+
+def _execute(cfg: RunConfig, config_json: dict[str, Any], problem: Problem, params0: Params, measures: dict[str, Any],
+             out: Path, progress: Callable[[float], None] | None) -> RunResult:
+    """The simulation with its outputs, once the directory is ours."""
     started = time.time()
-    dyn = cfg.dynamics
-    if dyn.kind == "flow":
-        ts = np.linspace(0.0, dyn.t_end, dyn.n_points).tolist()
-        traj = simulate_flow(problem, params0, ts, rtol=dyn.rtol, atol=dyn.atol, method=dyn.method,
-                             step_size=dyn.step_size, max_evaluations=dyn.max_evaluations, measures=measures,
-                             keep_params=False, progress=progress)
-    else:
-        g = torch.Generator().manual_seed(cfg.seed + 1)
-        traj = simulate_discrete(problem, params0, Euler(lr=dyn.lr), dyn.steps, record_every=dyn.record_every,
-                                 batch_size=dyn.batch_size, generator=g if dyn.batch_size else None,
-                                 measures=measures, keep_params=False, progress=progress)
-    manifest = {
-        "config": cfg.model_dump(mode="json"),
-        "seed": cfg.seed,
-        "environment": environment(),
-        "status": traj.status,
-        "message": traj.message,
-        "records": len(traj.times),
-        "solver": traj.info,
-    }
-    make_out_dir(out)  # only now: a config rejected by the simulation's own checks leaves nothing behind
-    write_metrics(traj, out / "metrics.csv")
+    env = environment()
+    manifest: dict[str, Any] = {"config": config_json, "seed": cfg.seed, "environment": env, "status": "running",
+                                "message": "", "records": 0, "solver": {}}
+    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    appender = MetricsAppender(out / "metrics.csv")
+    try:
+        recording = appender.wrap(measures)
+        dyn = cfg.dynamics
+        if dyn.kind == "flow":
+            ts = np.linspace(0.0, dyn.t_end, dyn.n_points).tolist()
+            traj = simulate_flow(problem, params0, ts, rtol=dyn.rtol, atol=dyn.atol, method=dyn.method,
+                                 step_size=dyn.step_size, max_evaluations=dyn.max_evaluations, measures=recording,
+                                 keep_params=False, progress=progress)
+        else:
+            g = torch.Generator().manual_seed(cfg.seed + 1)
+            traj = simulate_discrete(problem, params0, Euler(lr=dyn.lr), dyn.steps, record_every=dyn.record_every,
+                                     batch_size=dyn.batch_size, generator=g if dyn.batch_size else None,
+                                     measures=recording, keep_params=False, progress=progress)
+    finally:
+        appender.close()
+    manifest.update(status=traj.status, message=traj.message, records=len(traj.times), solver=traj.info)
     figures = _figures(traj, out)
     manifest["figures"] = [str(p.relative_to(out)) for p in figures]
-    manifest["wall_seconds"] = round(time.time() - started, 3)
     # The wall time differs between reruns; it lives in a separate file so that manifest.json is reproducible too.
-    timing = {"wall_seconds": manifest.pop("wall_seconds")}
+    timing = {"wall_seconds": round(time.time() - started, 3)}
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     atomic_write_text(out / "timing.json", json.dumps(timing) + "\n")
     if traj.status != "ok":
@@ -285,4 +436,4 @@ def run(config: RunConfig | dict[str, Any], out_dir: str | Path,
 
 
 __all__ = ["run", "RunResult", "build_problem", "load_data", "load_npz", "environment", "git_commit", "write_metrics",
-           "FalabInputError", "OUTPUT_FILES"]
+           "FalabInputError", "OUTPUT_FILES", "MetricsAppender", "metric_columns", "package_versions", "FINISHED"]
