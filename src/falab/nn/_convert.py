@@ -27,6 +27,7 @@ from ..rules._sign_symmetry import (
     FixedRandomMagnitudeSignFeedback,
     UniformSignFeedback,
 )
+from ._attention import FeedbackMultiheadAttention, attention_unsupported, make_attention
 from ._layers import (
     DFAConv1d,
     DFAConv2d,
@@ -41,6 +42,14 @@ from ._layers import (
 RuleName = Literal["bp", "fa", "dfa", "usf", "frsf", "brsf"]
 RULE_NAMES: tuple[RuleName, ...] = ("bp", "fa", "dfa", "usf", "frsf", "brsf")
 _SUPPORTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
+# Layers no rule changes, and why (reported by convert; their parameters keep exact gradients).
+_EXACT_REASONS: dict[type, str] = {
+    nn.LayerNorm: "no weight transport to replace: its backward uses only its own per-feature scale (elementwise), "
+                  "kept exact under every rule",
+    nn.Embedding: "a lookup of token indices: it sends no signal to its input and its update (the rows of the "
+                  "tokens seen) is local under every rule, kept exact",
+}
+_EXACT = tuple(_EXACT_REASONS)
 
 
 def rule_from_name(name: str, *, generator: torch.Generator | None = None) -> AbstractLearningRule:
@@ -170,6 +179,11 @@ def convert(
     """Replace every ``nn.Linear``, ``nn.Conv1d`` and ``nn.Conv2d`` of ``model`` (nested anywhere) by its falab version
     trained with ``rule``, in place, and report what was converted and what was not.
 
+    ``nn.MultiheadAttention`` (also inside ``nn.TransformerEncoderLayer`` / ``DecoderLayer``) becomes a
+    :class:`~falab.nn._attention.FeedbackMultiheadAttention`: its stacked q/k/v input projection and its output
+    projection are falab linears (the same Parameters), the attention product stays exact (Launay et al. 2020).
+    ``nn.LayerNorm`` and ``nn.Embedding`` are reported and kept exact (no weight transport to replace).
+
     Args:
         model: any module (layers are matched by exact type; subclasses such as the out-projection of
             ``nn.MultiheadAttention``, which is used functionally, are reported and left alone).
@@ -213,6 +227,29 @@ def convert(
             name = f"{prefix}{child_name}"
             if isinstance(child, FeedbackLayer):
                 report.skipped.append(SkippedModule(name, type(child).__name__, "already a falab layer"))
+                continue
+            if type(child) is nn.MultiheadAttention and not isinstance(rule, Backprop):
+                why = attention_unsupported(child)
+                if why is not None:
+                    report.skipped.append(SkippedModule(name, type(child).__name__, why))
+                    continue
+                attn = make_attention(child, lambda lin: _new_layer(lin, rule, rule.feedback, report.output_dim,
+                                                                     report.broadcast, generator))
+                setattr(parent, child_name, attn)
+                for part in ("in_proj", "out_proj"):
+                    layer = getattr(attn, part)
+                    report.converted.append(ConvertedLayer(f"{name}.{part}", "MultiheadAttention." + (
+                        "in_proj_weight" if part == "in_proj" else "out_proj"), type(layer).__name__,
+                        tuple(layer.feedback.shape)))
+                report.skipped.append(SkippedModule(f"{name}.attention", "scaled_dot_product_attention",
+                                                    "the attention product has no weight: exact gradient"))
+                continue
+            if isinstance(child, FeedbackMultiheadAttention):
+                report.skipped.append(SkippedModule(name, type(child).__name__, "already a falab layer"))
+                continue
+            if isinstance(child, _EXACT):
+                reason = _EXACT_REASONS.get(type(child), "no falab version: exact gradients")
+                report.skipped.append(SkippedModule(name, type(child).__name__, reason))
                 continue
             if type(child) in _SUPPORTED:
                 if isinstance(rule, Backprop):

@@ -270,6 +270,12 @@ def _direct_signal(layer: Any, generation: int, x: Tensor) -> Tensor:
     e = layer.broadcast.error(generation)
     d = layer.feedback
     e2 = e if e.dim() == 2 else e.reshape(-1, e.shape[-1])
+    if (e.dim() == 2 and x.dim() > 2 and x.shape[0] == e.shape[0] and x.shape[-1] == d.shape[1]
+            and e2.shape[0] * d.shape[1] != x.numel()):
+        # tokens of a per-sample output (a pooled sequence classifier): every token of sample n receives e_n D
+        # (Launay et al. 2020 broadcast the error to every position), batch dimension first
+        s = feedback_signal(e2.to(x.dtype), d)
+        return s.reshape(s.shape[0], *([1] * (x.dim() - 2)), s.shape[1]).expand(x.shape)
     if e2.shape[1] != d.shape[0] or e2.shape[0] * d.shape[1] != x.numel():
         raise FalabInputError(
             f"Invalid DFA feedback shape: {tuple(d.shape)} for output error {tuple(e.shape)} and layer input "
