@@ -15,10 +15,12 @@ from ._conservation import dfa_last_pair, fa_quantity, gd_balancedness
 
 
 def loss(snap: Snapshot) -> Tensor:
+    """The problem's loss at the snapshot's parameters, per ensemble member."""
     return snap.problem.loss_value(snap.params)
 
 
 def layer_norms(snap: Snapshot) -> Tensor:
+    """Frobenius norms ``||W_l||_F`` of the dense layer weights, shape ``(..., L)``."""
     ws = snap.problem.model.layer_weights(snap.params)
     return torch.stack([torch.linalg.matrix_norm(w) for w in ws], dim=-1)
 
@@ -47,4 +49,5 @@ MEASURES: dict[str, Callable[[Snapshot], Tensor]] = {
 
 
 def get_measures(names: list[str]) -> dict[str, Measure]:
+    """The measures of :data:`MEASURES` named in ``names`` (an unknown name is one ``Invalid measures entry`` line)."""
     return {n: MEASURES[check_choice("measures entry", n, MEASURES)] for n in names}

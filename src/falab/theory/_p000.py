@@ -17,7 +17,7 @@ def min_norm_solution(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def perp_projector(x: np.ndarray) -> np.ndarray:
-    r""":math:`P_\perp = I_d - X^+ X`, the projector onto the orthogonal complement of :math:`\mathrm{span}(X^T)`."""
+    r"""P000 Lemma A.1 (claims.md §4.1.2): :math:`P_\perp = I_d - X^+ X`, the projector onto the orthogonal complement of :math:`\mathrm{span}(X^T)`."""
     x = np.asarray(x, dtype=float)
     return np.eye(x.shape[1]) - np.linalg.pinv(x) @ x
 
@@ -39,12 +39,12 @@ def rate_bound(err0: float, q0: float, lam_min: float, t: np.ndarray | float, *,
 
 
 def guaranteed_rate(q0: float, lam_min: float, *, n_samples: int = 1) -> float:
-    r"""The exponential rate :math:`(-Q(0))\lambda_{\min}(XX^T)/c` of :func:`rate_bound` (0 when ``Q(0) >= 0``)."""
+    r"""P000 Thm 5.2: The exponential rate :math:`(-Q(0))\lambda_{\min}(XX^T)/c` of :func:`rate_bound` (0 when ``Q(0) >= 0``)."""
     return max(-q0, 0.0) * lam_min / n_samples
 
 
 def init_statistics(d: int, h: int, w1_std: float, *, copy_feedback: bool, w2_std: float = 1.0) -> dict[str, float]:
-    r"""claims.md §4.1.4: mean and standard deviation of :math:`Q(0)` for ``W_1 ~ N(0, w1_std^2)`` iid,
+    r"""P000 Thm 5.2's hypothesis Q(0) < 0 at initialisation, claims.md §4.1.4: mean and standard deviation of :math:`Q(0)` for ``W_1 ~ N(0, w1_std^2)`` iid,
     ``W_2 ~ N(0, w2_std^2)``, and ``B = W_2(0)`` (copy) or an independent ``N(0, w2_std^2)`` draw.
 
     :math:`\tfrac12\|W_1\|^2` has mean :math:`\tfrac12 s_1^2 dh` and variance :math:`\tfrac12 s_1^4 dh`;

@@ -71,7 +71,7 @@ def data_tensor_fc(x: np.ndarray, widths: Sequence[int]) -> np.ndarray:
 
 
 def contract(m: np.ndarray, vs: Sequence[np.ndarray], skip: int | None = None) -> np.ndarray:
-    """``M o (v_1, .., v_L)`` (full contraction, a scalar) or, with ``skip = l``, ``M o (.., I_{k_l}, ..)`` (a vector)."""
+    """P002 eq. 3 (claims.md §1.7): ``M o (v_1, .., v_L)`` (full contraction, a scalar) or, with ``skip = l``, ``M o (.., I_{k_l}, ..)`` (a vector)."""
     out = m
     for l in range(len(vs) - 1, -1, -1):
         if l == skip:
@@ -81,12 +81,12 @@ def contract(m: np.ndarray, vs: Sequence[np.ndarray], skip: int | None = None) -
 
 
 def beta_of(basis_tensors: Sequence[np.ndarray], vs: Sequence[np.ndarray]) -> np.ndarray:
-    """Linear coefficients ``beta_k = M(e_k) o (v_1, .., v_L)`` from the tensors ``M(e_1), .., M(e_d)``."""
+    """P002 eq. 4 (claims.md §1.7): Linear coefficients ``beta_k = M(e_k) o (v_1, .., v_L)`` from the tensors ``M(e_1), .., M(e_d)``."""
     return np.array([float(contract(mk, vs)) for mk in basis_tensors])
 
 
 def dft_matrix(d: int) -> np.ndarray:
-    """Unitary DFT ``F[j, k] = d^{-1/2} exp(-2 pi i j k / d)`` (0-based; claims.md §1.7)."""
+    """P002 App. D.3, Corollary 3: Unitary DFT ``F[j, k] = d^{-1/2} exp(-2 pi i j k / d)`` (0-based; claims.md §1.7)."""
     j = np.arange(d)
     return np.exp(-2j * np.pi * np.outer(j, j) / d) / math.sqrt(d)
 
@@ -102,7 +102,7 @@ def conv_decomposition(d: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def half_width(depth: int) -> float:
-    """``c_L``: ``h_L`` lives on ``(-c_L, c_L)``; ``c_2 = inf``, ``c_L = (sqrt(pi)/2) Gamma((L-2)/2) / Gamma((L-1)/2)``."""
+    """P002 Lemma 4: ``c_L``: ``h_L`` lives on ``(-c_L, c_L)``; ``c_2 = inf``, ``c_L = (sqrt(pi)/2) Gamma((L-2)/2) / Gamma((L-1)/2)``."""
     if depth < 2:
         raise ValueError(f"Invalid depth: {depth} (expected L >= 2)")
     if depth == 2:
@@ -133,7 +133,7 @@ def _g_of_q(q: np.ndarray, depth: int) -> np.ndarray:
 
 
 def q_fn(t: np.ndarray, depth: int) -> np.ndarray:
-    """Lemma 4's ``q_L(t)``; ``p_L = sqrt(1 + q_L^2)`` since ``p^2 - q^2 = 1`` (claims.md §1.7, derived).
+    """P002 Lemma 4: ``q_L(t)``; ``p_L = sqrt(1 + q_L^2)`` since ``p^2 - q^2 = 1`` (claims.md §1.7, derived).
 
     ``q = sqrt(w / (1 - w))`` with ``w = I^{-1}(|t| / c_L)``; for ``|t| > c_L / 2`` the complement ``1 - w`` comes from
     the inverse of the complementary incomplete beta function of ``1 - |t| / c_L`` (accurate up to the blow-up, where
@@ -162,7 +162,7 @@ def h_fn(t: np.ndarray, depth: int) -> np.ndarray:
 
 
 def h_prime(t: np.ndarray, depth: int) -> np.ndarray:
-    """``h_L'(t) = (1 + q^2)^{L-2} (1 + L q^2)`` (from ``q' = (1 + q^2)^{(L-1)/2}``)."""
+    """P002 Lemma 4: ``h_L'(t) = (1 + q^2)^{L-2} (1 + L q^2)`` (from ``q' = (1 + q^2)^{(L-1)/2}``)."""
     q = q_fn(t, depth)
     return (1.0 + q * q) ** (depth - 2) * (1.0 + depth * q * q)
 
@@ -184,12 +184,12 @@ def _q_of_h(u: np.ndarray, depth: int) -> np.ndarray:
 
 
 def h_inv(u: np.ndarray, depth: int) -> np.ndarray:
-    """``h_L^{-1}(u)`` (general L)."""
+    """P002 Lemma 4 / Theorem 5: ``h_L^{-1}(u)`` (general L)."""
     return _g_of_q(_q_of_h(u, depth), depth)
 
 
 def big_h(t: np.ndarray, depth: int) -> np.ndarray:
-    """``H_L(t) = int_0^t h_L^{-1} = t s* - q_L(s*)^2 / 2`` with ``s* = h_L^{-1}(t)`` (claims.md §4.2.5), general L."""
+    """P002 Theorem 5: ``H_L(t) = int_0^t h_L^{-1} = t s* - q_L(s*)^2 / 2`` with ``s* = h_L^{-1}(t)`` (claims.md §4.2.5), general L."""
     t = np.asarray(t, dtype=float)
     q = _q_of_h(t, depth)
     s = _g_of_q(q, depth)
@@ -197,7 +197,7 @@ def big_h(t: np.ndarray, depth: int) -> np.ndarray:
 
 
 def h_closed(t: np.ndarray, depth: int) -> np.ndarray:
-    """Closed forms: ``h_2 = sinh(2t)/2``, ``h_3 = tan t sec^2 t``, ``h_4 = t / (1 - t^2)^2`` (claims.md §1.7)."""
+    """P002 Lemma 4: Closed forms: ``h_2 = sinh(2t)/2``, ``h_3 = tan t sec^2 t``, ``h_4 = t / (1 - t^2)^2`` (claims.md §1.7)."""
     t = np.asarray(t, dtype=float)
     if depth == 2:
         return np.sinh(2 * t) / 2
@@ -209,7 +209,7 @@ def h_closed(t: np.ndarray, depth: int) -> np.ndarray:
 
 
 def big_h_closed(t: np.ndarray, depth: int) -> np.ndarray:
-    """Closed forms of ``H_L`` for L = 2, 3, 4 (claims.md §4.2.5): L=2 elementary; L=3 via the real root of
+    """P002 Theorem 5: Closed forms of ``H_L`` for L = 2, 3, 4 (claims.md §4.2.5): L=2 elementary; L=3 via the real root of
     ``q^3 + q = t`` (hyperbolic Cardano form); L=4 via the root in (-1, 1) of ``s / (1 - s^2)^2 = t`` (bisection)."""
     t = np.asarray(t, dtype=float)
     if depth == 2:
@@ -244,7 +244,7 @@ def q_norm(rho: np.ndarray, alpha: float, eta: np.ndarray, depth: int) -> float:
 
 
 def min_l2_interpolator(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``argmin ||z||_2 s.t. X z = y`` = ``X^T (X X^T)^{-1} y`` (also the Theorem 7 limit)."""
+    """P002 Theorem 7 / Remark 4: ``argmin ||z||_2 s.t. X z = y`` = ``X^T (X X^T)^{-1} y`` (also the Theorem 7 limit)."""
     return np.linalg.pinv(np.atleast_2d(x)) @ np.atleast_1d(y)
 
 
@@ -285,7 +285,7 @@ def _min_transformed_l1(x: np.ndarray, y: np.ndarray, f: np.ndarray, *, margin: 
 
 
 def min_l1_interpolator(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``argmin ||z||_1 s.t. X z = y`` (scipy HiGHS LP)."""
+    """P002 Corollary 5 / Remark 4 (alpha -> 0, diagonal nets): ``argmin ||z||_1 s.t. X z = y`` (scipy HiGHS LP)."""
     d = np.atleast_2d(x).shape[1]
     return _min_transformed_l1(x, y, np.eye(d), margin=False)
 
@@ -298,7 +298,7 @@ def min_dft_l1_interpolator(x: np.ndarray, y: np.ndarray, *, n_angles: int = 256
 
 
 def max_margin_l2(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``argmin ||z||_2 s.t. y_i x_i^T z >= 1`` via the dual NNLS (the hard-margin SVM without bias)."""
+    """P002 Corollary 1 (FC nets, classification): ``argmin ||z||_2 s.t. y_i x_i^T z >= 1`` via the dual NNLS (the hard-margin SVM without bias)."""
     a = np.atleast_2d(np.asarray(x, dtype=float)) * np.atleast_1d(np.asarray(y, dtype=float))[:, None]
     gram = a @ a.T
     # dual: min 0.5 lam^T K lam - 1^T lam, lam >= 0  <=>  NNLS with K = R^T R
@@ -309,19 +309,19 @@ def max_margin_l2(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def max_margin_l1(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``argmin ||z||_1 s.t. y_i x_i^T z >= 1`` (LP)."""
+    """P002 Corollary 2 (diagonal nets, classification): ``argmin ||z||_1 s.t. y_i x_i^T z >= 1`` (LP)."""
     d = np.atleast_2d(x).shape[1]
     return _min_transformed_l1(x, y, np.eye(d), margin=True)
 
 
 def max_margin_dft_l1(x: np.ndarray, y: np.ndarray, *, n_angles: int = 256) -> np.ndarray:
-    """``argmin ||F z||_1 s.t. y_i x_i^T z >= 1`` (LP; see :func:`min_dft_l1_interpolator` for exactness)."""
+    """P002 Corollary 3 (full-length conv nets, classification): ``argmin ||F z||_1 s.t. y_i x_i^T z >= 1`` (LP; see :func:`min_dft_l1_interpolator` for exactness)."""
     d = np.atleast_2d(x).shape[1]
     return _min_transformed_l1(x, y, dft_matrix(d), margin=True, n_angles=n_angles)
 
 
 def min_l1_by_enumeration(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Brute force for tests: the l1 minimiser over ``X z = y`` is attained at a basic solution (support of size n)."""
+    """P002 Corollary 5 (test route): Brute force for tests: the l1 minimiser over ``X z = y`` is attained at a basic solution (support of size n)."""
     x = np.atleast_2d(np.asarray(x, dtype=float))
     n, d = x.shape
     best, best_val = None, math.inf
@@ -339,6 +339,7 @@ def min_l1_by_enumeration(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def unit(v: np.ndarray) -> np.ndarray:
+    """P002 Theorems 1-3 compare limit directions: ``v / ||v||_2``."""
     v = np.asarray(v, dtype=float)
     return v / np.linalg.norm(v)
 
@@ -377,7 +378,7 @@ def theorem6_g(m: np.ndarray, vbar1: np.ndarray, vbar2: np.ndarray, nu: float) -
 
 
 def theorem6_nu(m: np.ndarray, vbar1: np.ndarray, vbar2: np.ndarray, target: float) -> float:
-    """Solve ``g(nu) = target`` (g strictly increasing under the Theorem 6 condition) with brentq to 1e-14."""
+    """P002 Theorem 6: Solve ``g(nu) = target`` (g strictly increasing under the Theorem 6 condition) with brentq to 1e-14."""
     lo, hi = -1.0, 1.0
     while theorem6_g(m, vbar1, vbar2, lo) > target:
         lo *= 2
@@ -400,12 +401,12 @@ def theorem6_limit(m: np.ndarray, vbar1: np.ndarray, vbar2: np.ndarray, alpha: f
 
 
 def theorem6_fit_nu(m: np.ndarray, vbar1: np.ndarray, vbar2: np.ndarray, alpha: float, f_value: float) -> float:
-    """The curve parameter at which the prediction ``f = alpha^2 g(nu)`` equals ``f_value`` (for fitting iterates)."""
+    """P002 Theorem 6: The curve parameter at which the prediction ``f = alpha^2 g(nu)`` equals ``f_value`` (for fitting iterates)."""
     return theorem6_nu(m, vbar1, vbar2, f_value / alpha**2)
 
 
 def theorem3_direction(m: np.ndarray, y: float, basis_tensors: Sequence[np.ndarray]) -> np.ndarray:
-    """Theorem 3 / Corollary 4 limit direction of beta: ``rho_inf`` puts all mass on the largest singular value, so
+    """P002 Theorem 3 / Corollary 4 limit direction of beta: ``rho_inf`` puts all mass on the largest singular value, so
     ``v_1 ~ u_1``, ``v_2 ~ sign(y) w_1`` and ``beta ~ sign(y) [u_1^T M(e_k) w_1]_k`` (unit vector)."""
     u1, s, u2 = _compact_svd(m)
     b = np.sign(y) * beta_of(basis_tensors, [u1[:, 0], u2[:, 0]])
@@ -547,7 +548,7 @@ def bound_theorem7(t: np.ndarray, loss0: float, alpha: float, lam: float, smin_x
 
 
 def theorem6_gap(m: np.ndarray, vbar1: np.ndarray, vbar2: np.ndarray, *, tol: float = 1e-9) -> float:
-    """The Theorem 3 / Theorem 6 condition ``lambda = min_j [U_1^T vbar_1]_j^2 - [U_2^T vbar_2]_j^2``, independent of
+    """P002 Theorem 3 / Theorem 6 condition ``lambda = min_j [U_1^T vbar_1]_j^2 - [U_2^T vbar_2]_j^2``, independent of
     the SVD basis.
 
     A singular value of multiplicity k fixes its singular vectors only up to a common rotation ``Q`` of the block
@@ -569,13 +570,13 @@ def theorem6_gap(m: np.ndarray, vbar1: np.ndarray, vbar2: np.ndarray, *, tol: fl
 
 
 def margin_gamma(x: np.ndarray, y: np.ndarray) -> float:
-    """``gamma = max_{||z|| = 1} min_i y_i x_i^T z`` = 1 / ||l2 max-margin solution|| (Theorems 2, 3)."""
+    """P002 Theorems 2-3: ``gamma = max_{||z|| = 1} min_i y_i x_i^T z`` = 1 / ||l2 max-margin solution|| (Theorems 2, 3)."""
     return 1.0 / float(np.linalg.norm(max_margin_l2(x, y)))
 
 
 def theorem5_kkt_residual(x: np.ndarray, s_mat: np.ndarray, eta: np.ndarray, alpha: float, depth: int,
                           sol: dict) -> float:
-    """Stationarity of Theorem 5's minimiser, relative: ``grad Q(rho) = alpha^2 eta^2 h_L^{-1}(rho / (alpha^L
+    """P002 Theorem 5: stationarity of the minimiser, relative: ``grad Q(rho) = alpha^2 eta^2 h_L^{-1}(rho / (alpha^L
     |eta|^L)) / (alpha^L |eta|^L)`` against ``S X^T nu`` (claims.md §4.2.6)."""
     ae = np.abs(np.asarray(eta, dtype=float))
     scale = alpha**depth * ae**depth
@@ -592,7 +593,7 @@ def _lemma4_rhs(depth: int):
 
 
 def lemma4_ode_h(ts: np.ndarray, depth: int, *, rtol: float = 1e-12) -> np.ndarray:
-    """``h_L = p^{L-1} q`` from Lemma 4's ODE ``p' = p^{L-2} q, q' = p^{L-1}``, ``p(0) = 1, q(0) = 0``, integrated by
+    """P002 Lemma 4: ``h_L = p^{L-1} q`` from Lemma 4's ODE ``p' = p^{L-2} q, q' = p^{L-1}``, ``p(0) = 1, q(0) = 0``, integrated by
     DOP853 at ``rtol`` (an independent route to :func:`h_fn`; ``ts`` increasing from 0, inside ``(-c_L, c_L)``)."""
     ts = np.asarray(ts, dtype=float)
     sol = integrate.solve_ivp(_lemma4_rhs(depth), (0.0, float(ts[-1])), [1.0, 0.0], t_eval=ts, rtol=rtol,
@@ -601,7 +602,7 @@ def lemma4_ode_h(ts: np.ndarray, depth: int, *, rtol: float = 1e-12) -> np.ndarr
 
 
 def lemma4_blowup_time(depth: int, q_hit: float, *, rtol: float = 1e-12) -> float:
-    """The time at which Lemma 4's ``q`` reaches ``q_hit`` (DOP853 with a terminal event; ``inf`` if not before
+    """P002 Lemma 4: The time at which Lemma 4's ``q`` reaches ``q_hit`` (DOP853 with a terminal event; ``inf`` if not before
     ``2 c_L``). Exactly ``c_L - int_{q_hit}^inf (1 + u^2)^{-(L-1)/2} du`` for L >= 3."""
     def hit(t, z):
         return z[1] - q_hit
@@ -615,12 +616,12 @@ def lemma4_blowup_time(depth: int, q_hit: float, *, rtol: float = 1e-12) -> floa
 
 def bound_theorem2_printed(t: np.ndarray, loss0: float, alpha: float, lam: float, smin_s: float, gamma: float,
                            depth: int) -> np.ndarray:
-    """Theorem 2's bound as printed, ``L(0) / (1 + alpha^{2L-2} lambda^{L-1} s_min(S)^2 gamma^2 t)`` (no L(0) in the
+    """P002 Theorem 2's bound as printed, ``L(0) / (1 + alpha^{2L-2} lambda^{L-1} s_min(S)^2 gamma^2 t)`` (no L(0) in the
     denominator; weaker than :func:`bound_theorem2` when L(0) > 1, stronger, and not implied by the proof, when < 1)."""
     c = alpha ** (2 * depth - 2) * lam ** (depth - 1) * smin_s**2 * gamma**2
     return loss0 / (1 + c * np.asarray(t))
 
 
 def bound_theorem3_printed(t: np.ndarray, loss0: float, alpha: float, lam: float, s_norm: float) -> np.ndarray:
-    """Theorem 3's bound as printed, ``L(0) / (1 + alpha^2 lambda ||s||^2 t)`` (see :func:`bound_theorem2_printed`)."""
+    """P002 Theorem 3's bound as printed, ``L(0) / (1 + alpha^2 lambda ||s||^2 t)`` (see :func:`bound_theorem2_printed`)."""
     return loss0 / (1 + alpha**2 * lam * s_norm**2 * np.asarray(t))

@@ -31,7 +31,7 @@ def k0_root(d: float, lam: float) -> float:
 
 @dataclass(frozen=True)
 class Limit:
-    """A flow limit of the scalar system: ``theta1``, ``theta2``, the product and the local exponential rate."""
+    """P003 Thms 2, 3: A flow limit of the scalar system: ``theta1``, ``theta2``, the product and the local exponential rate."""
 
     theta1: float
     theta2: float
@@ -62,7 +62,7 @@ def k0_F(theta: np.ndarray | float, r: float) -> np.ndarray:
 
 
 def k0_time(theta0: float, theta1: np.ndarray | float, d: float, lam: float) -> np.ndarray:
-    r"""Implicit K = 0 solution: the time at which :math:`\theta_1` reaches ``theta1`` is :math:`2(F(\theta_1) - F(\theta_0))`
+    r"""P003 Thm 2, eqs 46-47: Implicit K = 0 solution: the time at which :math:`\theta_1` reaches ``theta1`` is :math:`2(F(\theta_1) - F(\theta_0))`
     (from :math:`\theta_1' = (r^3 - \theta_1^3)/2`; valid while ``theta1`` lies between ``theta0`` and r)."""
     r = k0_root(d, lam)
     return 2.0 * (k0_F(theta1, r) - k0_F(theta0, r))
@@ -115,12 +115,12 @@ def discriminant(d: float, K: float, lam: float) -> float:
 
 
 def delta_threshold_K(d: float, lam: float) -> float:
-    r"""Three real roots (:math:`\Delta > 0`) iff :math:`K < -\tfrac32(\lambda^2/d)^{1/3}` (claims.md P003-T3)."""
+    r"""P003 Thm 3, eq. 55: Three real roots (:math:`\Delta > 0`) iff :math:`K < -\tfrac32(\lambda^2/d)^{1/3}` (claims.md P003-T3)."""
     return -1.5 * float(np.cbrt(lam * lam / d))
 
 
 def max_lambda_three_roots(d: float, K: float) -> float:
-    r"""Largest :math:`\lambda` with :math:`\Delta > 0` for fixed d, K < 0: :math:`\sqrt{-8dK^3/27}`."""
+    r"""P003 Thm 3, eq. 55: Largest :math:`\lambda` with :math:`\Delta > 0` for fixed d, K < 0: :math:`\sqrt{-8dK^3/27}`."""
     return math.sqrt(-8.0 * d * K ** 3 / 27.0)
 
 
@@ -148,7 +148,7 @@ def cardano_root(d: float, K: float, lam: float) -> float:
 
 
 def cubic_roots(d: float, K: float, lam: float) -> np.ndarray:
-    r"""Real roots of :math:`\theta^3 + 2dK\theta - 2d\lambda`, ascending (trigonometric form when :math:`\Delta > 0`)."""
+    r"""P003 Thm 3, eq. 13: Real roots of :math:`\theta^3 + 2dK\theta - 2d\lambda`, ascending (trigonometric form when :math:`\Delta > 0`)."""
     p, q = 2.0 * d * K, -2.0 * d * lam
     if discriminant(d, K, lam) > 0:  # three distinct real roots: Viete's trigonometric solution (no cancellation)
         m = 2.0 * math.sqrt(-p / 3.0)
@@ -167,20 +167,20 @@ def cubic_roots(d: float, K: float, lam: float) -> np.ndarray:
 
 
 def reduced_rhs(theta: np.ndarray | float, d: float, K: float, lam: float) -> np.ndarray:
-    r"""Right-hand side of the reduced ODE (13): :math:`\theta_1' = -\tfrac12(\theta_1^3 + 2dK\theta_1 - 2d\lambda)`."""
+    r"""P003 eq. 13: Right-hand side of the reduced ODE (13): :math:`\theta_1' = -\tfrac12(\theta_1^3 + 2dK\theta_1 - 2d\lambda)`."""
     th = np.asarray(theta, dtype=float)
     return -0.5 * (th ** 3 + 2.0 * d * K * th - 2.0 * d * lam)
 
 
 def reduced_deep_rhs(theta: np.ndarray | float, lam: float, ds: Sequence[float]) -> np.ndarray:
-    r"""Right-hand side of the reduced deep ODE (82): :math:`\theta_1' = d_1(\lambda - K\theta_1^\gamma)` under init (11)."""
+    r"""P003 Thm 5, eq. 82: Right-hand side of the reduced deep ODE (82): :math:`\theta_1' = d_1(\lambda - K\theta_1^\gamma)` under init (11)."""
     dc = deep_constants(ds)
     th = np.asarray(theta, dtype=float)
     return ds[0] * (lam - dc.K * th ** dc.gamma)
 
 
 def cubic_slope(theta: float, d: float, K: float) -> float:
-    """``P'(theta) = 3 theta^2 + 2 d K``; the flow (13) has local rate ``P'(r)/2`` at a root r."""
+    """P003 Thm 3, eq. 13: ``P'(theta) = 3 theta^2 + 2 d K``; the flow (13) has local rate ``P'(r)/2`` at a root r."""
     return 3.0 * theta * theta + 2.0 * d * K
 
 
@@ -225,7 +225,7 @@ def factored_cubic_step_time(r1: float, r2: float, r3: float) -> float:
 
 @dataclass(frozen=True)
 class DepressedForm:
-    r"""A factored cubic :math:`\theta' = -\tfrac12(\theta - r_1)(\theta - r_2)(\theta - r_3)` written as the FA system (6):
+    r"""P003 Fig. 5a, eq. 13: A factored cubic :math:`\theta' = -\tfrac12(\theta - r_1)(\theta - r_2)(\theta - r_3)` written as the FA system (6):
     :math:`\theta = \phi + s` with :math:`s = (r_1 + r_2 + r_3)/3`, and :math:`\phi` follows (13) with these ``d``, ``K``,
     ``lam`` (roots :math:`r_j - s`, which sum to 0)."""
 
@@ -236,7 +236,7 @@ class DepressedForm:
 
 
 def depressed_form(r1: float, r2: float, r3: float, d: float = 1.0) -> DepressedForm:
-    r"""Fig. 5a's cubic as system (6): with :math:`a_j = r_j - s`, :math:`2dK = a_1a_2 + a_1a_3 + a_2a_3` and
+    r"""P003 Fig. 5a, eq. 13: Fig. 5a's cubic as system (6): with :math:`a_j = r_j - s`, :math:`2dK = a_1a_2 + a_1a_3 + a_2a_3` and
     :math:`2d\lambda = a_1a_2a_3` (so :math:`\phi^3 + 2dK\phi - 2d\lambda = \prod_j(\phi - a_j)`). For the printed roots
     (-2, 1, 2) this gives :math:`\lambda < 0`: they are the roots of the FA flow for a negative target, shifted by 1/3."""
     s = (r1 + r2 + r3) / 3.0
@@ -245,10 +245,103 @@ def depressed_form(r1: float, r2: float, r3: float, d: float = 1.0) -> Depressed
     return DepressedForm(s, d, e2 / (2.0 * d), a[0] * a[1] * a[2] / (2.0 * d))
 
 
+# ------------------------------------------------------------------------------------------ the systems themselves
+def scalar_fa_field(theta1: np.ndarray | float, theta2: np.ndarray | float, d: np.ndarray | float,
+                    lam: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    r"""P003 system (6), the decoupled 2-layer FA flow:
+    :math:`\theta_1' = d(\lambda - \theta_1\theta_2)`, :math:`\theta_2' = (\lambda - \theta_1\theta_2)\theta_1`.
+
+    Vectorised over members (numpy broadcasting). Returns ``(theta1', theta2')``."""
+    t1, t2 = np.asarray(theta1, dtype=float), np.asarray(theta2, dtype=float)
+    e = np.asarray(lam, dtype=float) - t1 * t2
+    return np.asarray(d, dtype=float) * e, e * t1
+
+
+def scalar_gd_field(theta1: np.ndarray | float, theta2: np.ndarray | float,
+                    lam: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    r"""P003 Fig. 1b's GD comparison on the scalar system:
+    :math:`\theta_1' = \theta_2(\lambda - \theta_1\theta_2)`, :math:`\theta_2' = \theta_1(\lambda - \theta_1\theta_2)`."""
+    t1, t2 = np.asarray(theta1, dtype=float), np.asarray(theta2, dtype=float)
+    e = np.asarray(lam, dtype=float) - t1 * t2
+    return e * t2, e * t1
+
+
+def deep_dfa_field(thetas: np.ndarray, ds: Sequence[float], lam: np.ndarray | float) -> np.ndarray:
+    r"""P003 system (10), DFA on an L-layer 1-wide linear net:
+    :math:`\theta_l' = d_l(\lambda - \theta_L\cdots\theta_1)\,\theta_{l-1}\cdots\theta_1` (``d_L = 1``).
+
+    ``thetas (..., L)``; ``ds = (d_1, ..., d_L)`` (give ``d_L = 1`` for the paper's system). Returns ``(..., L)``."""
+    th = np.asarray(thetas, dtype=float)
+    depth = th.shape[-1]
+    if len(ds) != depth:
+        raise ValueError(f"Invalid ds: {tuple(ds)} (expected {depth} gains d_1..d_L for {depth} layers)")
+    e = np.asarray(lam, dtype=float) - np.prod(th, axis=-1)
+    below = np.concatenate([np.ones(th.shape[:-1] + (1,)), np.cumprod(th, axis=-1)[..., :-1]], axis=-1)
+    return np.asarray(ds, dtype=float) * below * e[..., None]
+
+
+def init7(theta0: np.ndarray | Sequence[float] | float, d: np.ndarray | float) -> np.ndarray:
+    r"""P003 init (7): :math:`\theta_1(0) = \theta_0`, :math:`\theta_2(0) = \theta_0^2/(2d)` (so K = 0, eq. 37).
+    Returns ``(..., 2)``."""
+    t0 = np.asarray(theta0, dtype=float)
+    return np.stack([t0, t0 * t0 / (2.0 * np.asarray(d, dtype=float))], axis=-1)
+
+
+def init11(theta0: np.ndarray | Sequence[float] | float, ds: Sequence[float]) -> np.ndarray:
+    r"""P003 init (11), vectorised over starts: :math:`\theta_l(0) = c_l\theta_0^{2^{l-1}}` with the constants of
+    :func:`deep_constants`. Returns ``(..., L)``."""
+    t0 = np.asarray(theta0, dtype=float)
+    return np.stack([c * t0 ** (2 ** l) for l, c in enumerate(deep_constants(ds).c)], axis=-1)
+
+
+# ------------------------------------------------------------------------------- discrete recursions (Sec. 5, exact)
+def euler_recursion(x0: float, y0: float, eta: float, d: float, lam: float, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""P003 Euler scheme (22)-(23): :math:`x_{t+1} = x_t + \eta d(\lambda - x_ty_t)`,
+    :math:`y_{t+1} = y_t + \eta(\lambda - x_ty_t)x_t`. Returns ``(x_0..x_T, y_0..y_T)`` (numpy float64, T = steps)."""
+    x, y = np.empty(steps + 1), np.empty(steps + 1)
+    x[0], y[0] = x0, y0
+    for t in range(steps):
+        e = lam - x[t] * y[t]
+        x[t + 1] = x[t] + eta * d * e
+        y[t + 1] = y[t] + eta * e * x[t]
+    return x, y
+
+
+def modified_recursion(x0: float, y0: float, eta: float, d: float, lam: float,
+                       steps: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""P003 modified (trapezoidal) scheme (26)-(27): :math:`x_{t+1} = x_t + \eta d(\lambda - x_ty_t)`,
+    :math:`y_{t+1} = y_t + \tfrac{\eta}{2}(\lambda - x_ty_t)(x_{t+1} + x_t)` (Lemma 19: ``y - x^2/(2d)`` is exactly
+    conserved). Returns ``(x_0..x_T, y_0..y_T)``."""
+    x, y = np.empty(steps + 1), np.empty(steps + 1)
+    x[0], y[0] = x0, y0
+    for t in range(steps):
+        e = lam - x[t] * y[t]
+        x[t + 1] = x[t] + eta * d * e
+        y[t + 1] = y[t] + 0.5 * eta * e * (x[t + 1] + x[t])
+    return x, y
+
+
+def deep_modified_recursion(theta0: np.ndarray | Sequence[float], eta: float, ds: Sequence[float], lam: float,
+                            steps: int) -> np.ndarray:
+    r"""P003 deep modified scheme (28) (eqs 128-132), sequential in l = 1..L:
+    :math:`\theta_l^{t+1} = \theta_l^t + \eta d_l\big(\prod_{k<l}(\theta_k^t + \theta_k^{t+1})/2\big)
+    (\lambda - \theta_L^t\cdots\theta_1^t)` with ``ds = (d_1, ..., d_L)`` (``d_L = 1`` in the paper; the invariants of
+    init (11) then hold exactly, eq. 136). Returns ``(T + 1, L)``."""
+    th = np.empty((steps + 1, len(ds)))
+    th[0] = np.asarray(theta0, dtype=float)
+    for t in range(steps):
+        e = lam - float(np.prod(th[t]))
+        mid = 1.0
+        for l in range(len(ds)):
+            th[t + 1, l] = th[t, l] + eta * ds[l] * mid * e
+            mid *= 0.5 * (th[t, l] + th[t + 1, l])
+    return th
+
+
 # ------------------------------------------------------------------------------------------------------ deep (Thm 5)
 @dataclass(frozen=True)
 class DeepConstants:
-    r"""Init (11) constants: :math:`c_1 = 1`, :math:`c_{l+1} = d_{l+1}c_l^2/(2d_l)`, :math:`K = \prod_l c_l`, :math:`\gamma = 2^L-1`."""
+    r"""P003 init (11) constants (eqs 83, 86): :math:`c_1 = 1`, :math:`c_{l+1} = d_{l+1}c_l^2/(2d_l)`, :math:`K = \prod_l c_l`, :math:`\gamma = 2^L-1`."""
 
     c: tuple[float, ...]
     K: float
@@ -267,7 +360,7 @@ def deep_constants(ds: Sequence[float]) -> DeepConstants:
 
 
 def deep_init(theta0: float, ds: Sequence[float]) -> np.ndarray:
-    """Init (11): ``theta_l(0) = c_l theta0^(2^(l-1))``, l = 1..L."""
+    """P003 init (11): ``theta_l(0) = c_l theta0^(2^(l-1))``, l = 1..L."""
     dc = deep_constants(ds)
     return np.array([c * theta0 ** (2 ** l) for l, c in enumerate(dc.c)])
 
@@ -303,7 +396,7 @@ def euler_step_bound(d: float, lam: float) -> tuple[float, float]:
 
 
 def euler_limit_point(s_inf: float, d: float, lam: float) -> float:
-    r"""The Euler limit :math:`x_\infty` given :math:`S_\infty = \sum_t (x_{t+1}-x_t)^2`: the positive root of
+    r"""P003 Thm 8, eq. 143: The Euler limit :math:`x_\infty` given :math:`S_\infty = \sum_t (x_{t+1}-x_t)^2`: the positive root of
     :math:`x^3 - S_\infty x - 2d\lambda` (from the exact identity :math:`y_t = (x_t^2 - S_t)/(2d)`, eq. 143)."""
     return brentq(lambda x: x ** 3 - s_inf * x - 2 * d * lam, 0.0, 1.0 + abs(s_inf) + abs(2 * d * lam))
 
@@ -325,13 +418,13 @@ def modified_bound(t: np.ndarray, eta: float, d: float, lam: float) -> np.ndarra
 
 
 def modified_asymptotic_factor(eta: float, d: float, lam: float) -> float:
-    r"""Linearisation of :math:`x_{t+1} = x_t + \tfrac{\eta}{2}(r^3 - x_t^3)` at r: :math:`1 - \tfrac32\eta r^2`."""
+    r"""P003 Thm 9, eqs 26-27: Linearisation of :math:`x_{t+1} = x_t + \tfrac{\eta}{2}(r^3 - x_t^3)` at r: :math:`1 - \tfrac32\eta r^2`."""
     r = k0_root(d, lam)
     return 1.0 - 1.5 * eta * r * r
 
 
 def euler_asymptotic_factor(eta: float, x_inf: float, y_inf: float, d: float) -> float:
-    r"""Spectral radius of the Jacobian of Euler (22)-(23) at a fixed point :math:`(x, y)` of the hyperbola:
+    r"""P003 Thm 8, eqs 22-23: Spectral radius of the Jacobian of Euler (22)-(23) at a fixed point :math:`(x, y)` of the hyperbola:
     :math:`I + \eta J`, :math:`J = -\begin{pmatrix} d y & d x\\ x y & x^2 \end{pmatrix}` + the zero mode along the hyperbola.
 
     The nonzero eigenvalue of J is :math:`-(dy + x^2)`, so the factor is :math:`|1 - \eta(d y + x^2)|`."""
@@ -339,7 +432,7 @@ def euler_asymptotic_factor(eta: float, x_inf: float, y_inf: float, d: float) ->
 
 
 def fit_log_slope(t: np.ndarray, err: np.ndarray, lo: float = 1e-10, hi: float = 1e-3) -> float:
-    """Least-squares slope of ``-log|err|`` against t over the samples with ``lo <= |err| <= hi`` (nan if < 3 points)."""
+    """P003 Thms 2, 8-10 (measured rates): Least-squares slope of ``-log|err|`` against t over the samples with ``lo <= |err| <= hi`` (nan if < 3 points)."""
     t = np.asarray(t, dtype=float)
     e = np.abs(np.asarray(err, dtype=float))
     m = (e >= lo) & (e <= hi)

@@ -21,7 +21,7 @@ RULES = ("gd", "fa", "fa_star")
 # ---------------------------------------------------------------------------------------------------------------------
 
 def orthonormal_columns(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
-    """A random ``n x k`` matrix with orthonormal columns (QR of a Gaussian matrix, signs fixed)."""
+    """P004 App. F: A random ``n x k`` matrix with orthonormal columns (QR of a Gaussian matrix, signs fixed)."""
     q, rr = np.linalg.qr(rng.standard_normal((n, k)))
     return q * np.sign(np.diag(rr))
 
@@ -63,18 +63,18 @@ def lemma1_projection(y: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def lemma1_projection_pinv(y: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The printed form of Lemma 1, ``YB pinv(B^T Y^T Y B) B^T Y^T Y`` (for cross-checking :func:`lemma1_projection`)."""
+    """P004 Lemma 1 as printed, ``YB pinv(B^T Y^T Y B) B^T Y^T Y`` (for cross-checking :func:`lemma1_projection`)."""
     yb = y @ b
     return yb @ np.linalg.pinv(yb.T @ yb) @ yb.T @ y
 
 
 def fa_error(y: np.ndarray, b: np.ndarray) -> float:
-    """The error of every FA/FA* stationary point, ``||Y - P_{col(YB)} Y||_F`` (Lemma 1; 0 when r >= rank Y, Thm 2)."""
+    """P004 Lemma 1 / Thm 2: The error of every FA/FA* stationary point, ``||Y - P_{col(YB)} Y||_F`` (Lemma 1; 0 when r >= rank Y, Thm 2)."""
     return float(np.linalg.norm(y - lemma1_projection(y, b)))
 
 
 def optimal_error(sigma: np.ndarray, r: int) -> float:
-    """Eckart-Young: the best rank-r error ``sqrt(sum_{i>r} sigma_i^2)``, reached by gradient flow (Bah et al. 2019)."""
+    """P004 Thm 3 (the comparison error): Eckart-Young: the best rank-r error ``sqrt(sum_{i>r} sigma_i^2)``, reached by gradient flow (Bah et al. 2019)."""
     s = np.sort(np.asarray(sigma, dtype=float))[::-1]
     return float(np.sqrt(np.sum(s[r:] ** 2)))
 
@@ -124,7 +124,7 @@ def fa_error_sq_from_g(sigma: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 def fa_error_sq_from_g_printed(sigma: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """The printed form ``sum sigma^2 - tr((G^T S^2 G)^{-1} G^T S^4 G)`` (tests: agrees where it does not cancel)."""
+    """P004 Lemma 17 as printed, ``sum sigma^2 - tr((G^T S^2 G)^{-1} G^T S^4 G)`` (tests: agrees where it does not cancel)."""
     s2 = np.asarray(sigma, dtype=float) ** 2
     g2 = g * s2[:, None]
     m2 = np.swapaxes(g, -1, -2) @ g2
@@ -137,12 +137,12 @@ def _sq(a: np.ndarray) -> np.ndarray:
 
 
 def mc_pass_threshold(p: float, draws: int) -> float:
-    """The catalog's Monte-Carlo pass rule: empirical probability >= ``p - 3 sqrt(p (1 - p) / draws)``."""
+    """P004 Thms 3-4 (Monte-Carlo checks): The catalog's Monte-Carlo pass rule: empirical probability >= ``p - 3 sqrt(p (1 - p) / draws)``."""
     return p - 3.0 * math.sqrt(p * (1.0 - p) / draws)
 
 
 def long_tail_spectrum(r: int, tail: int, eps: float) -> np.ndarray:
-    """Theorem 3 instance: ``r`` singular values 1 and a tail of ``tail`` values ``eps``."""
+    """P004 Thm 3 instance: ``r`` singular values 1 and a tail of ``tail`` values ``eps``."""
     return np.concatenate([np.ones(r), np.full(tail, eps)])
 
 
@@ -163,7 +163,7 @@ def theorem3_ratios(sigma: np.ndarray, r: int, draws: int, rng: np.random.Genera
 
 def long_tail_fa_error_sq(g_top: np.ndarray, wishart: np.ndarray, sigma_top: np.ndarray, tail: int, eps: float
                           ) -> np.ndarray:
-    r"""FA's stationary error ``||Y - P_{YB} Y||_F^2`` when the spectrum is ``sigma_top`` (r values) followed by a
+    r"""P004 Thm 3, Lemma 17: FA's stationary error ``||Y - P_{YB} Y||_F^2`` when the spectrum is ``sigma_top`` (r values) followed by a
     tail of ``tail >= r`` equal values ``eps``: :func:`fa_error_sq_from_g` depends on the tail rows ``G_2`` of
     ``G = V^T B`` only through ``W = G_2^T G_2`` (r x r), so with ``M = H^T H = eps^2 S_1^{-1}G_1^{-T}WG_1^{-1}S_1^{-1}``
     (eigenvalues ``lam_j``) and ``S = I + M``,
@@ -191,7 +191,7 @@ def long_tail_fa_error_sq(g_top: np.ndarray, wishart: np.ndarray, sigma_top: np.
 
 
 def bartlett_wishart(dof: int, r: int, draws: int, rng: np.random.Generator) -> np.ndarray:
-    """``draws`` samples of ``G^T G`` for ``G (dof x r)`` iid N(0, 1) (Wishart(dof, I_r)) by Bartlett's
+    """P004 Thm 3 (Monte-Carlo): ``draws`` samples of ``G^T G`` for ``G (dof x r)`` iid N(0, 1) (Wishart(dof, I_r)) by Bartlett's
     decomposition ``W = A A^T``, ``A`` lower triangular with ``A_ii^2 ~ chi^2_{dof - i}``, ``A_ij ~ N(0, 1)``."""
     a = np.tril(rng.standard_normal((draws, r, r)), -1)
     idx = np.arange(r)
@@ -232,6 +232,23 @@ def theorem4_draws(k: int, eps: float, draws: int, rng: np.random.Generator) -> 
     return theorem4_statistics(a, s, k, eps)
 
 
+def theorem4_from_draws(g: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""P004 Thm 4 statistics from given feedback draws: :func:`theorem4_statistics` at ``a = g_1^2``,
+    ``s = sum_{i>=2} g_i^2`` for stored coordinates ``g = V^T B`` (``V (m, k)`` the right singular vectors of Y,
+    ``B (m, 1)`` a drawn feedback), one row per draw.
+
+    ``g (draws, k)`` or ``(draws, k, 1)``; ``k >= 2``. Returns ``(error ratios FA / opt, cosines)``, each ``(draws,)``
+    (the same numbers as a Lemma 1 projection on ``Y = U diag(1, eps, .., eps) V^T`` with that ``B``)."""
+    g = np.asarray(g, dtype=float)
+    if g.ndim == 3 and g.shape[-1] == 1:
+        g = g[..., 0]
+    if g.ndim != 2 or g.shape[-1] < 2:
+        raise ValueError(f"Invalid g shape: {g.shape} (expected (draws, k) or (draws, k, 1) with k >= 2)")
+    a = g[:, 0] ** 2
+    s = np.sum(g[:, 1:] ** 2, axis=-1)
+    return theorem4_statistics(a, s, g.shape[-1], eps)
+
+
 def theorem4_ratio_bound(k: int, eps: float) -> float:
     """P004 Thm 4 error bound ``sqrt(1 + 1/((k-1) eps^2))`` (deterministic: ``FA^2 - opt^2 <= sigma_1^2``)."""
     return math.sqrt(1.0 + 1.0 / ((k - 1) * eps**2))
@@ -257,7 +274,7 @@ def example1(t: np.ndarray, y_norm: float, rho: float, b: float, u0: float) -> d
 
 
 def alignment_integral_bound(z0: np.ndarray, y: np.ndarray, b: np.ndarray) -> float:
-    r"""[DERIVED, claims.md P004-T1] :math:`\int_0^\infty\|R\|_F^2dt = \mathrm{tr}(Z^TYB)\big|_0^\infty
+    r"""P004 Thm 1: [DERIVED, claims.md P004-T1] :math:`\int_0^\infty\|R\|_F^2dt = \mathrm{tr}(Z^TYB)\big|_0^\infty
     \le 2\|Z(0)\|_F\|YB\|_F` (``Z^T Z`` is conserved under FA*, so ``|tr(Z^T Y B)| <= ||Z(0)||_F ||Y B||_F``)."""
     return 2.0 * float(np.linalg.norm(z0)) * float(np.linalg.norm(y @ b))
 

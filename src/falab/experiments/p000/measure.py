@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ... import theory
 from ...instruments._stats import fitted_slope
-from ...theory import _p000 as theory
 from .configs import HOMOGENEOUS, PAPER_READINGS, READINGS, MinNormConfig
 from .runs import Fig1Result, LawsResult, MinNormResult
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import theory
 from ...plots import _p002 as plots
-from ...theory import _p002 as theory
 from .._registry import PaperNumber
 from . import measure, runs
 from .configs import ARCHS, X_REG, Y_REG, ClassificationToy, RegressionExtra, RegressionToy

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ... import theory
 from ...dynamics import Euler, Problem, simulate_discrete, simulate_flow
 from ...functional import ExponentialLoss, SquaredLoss
 from ...instruments import _p002 as inst
@@ -25,7 +26,6 @@ from ...models._tensor_nets import (
     FullyConnectedTensorNet,
 )
 from ...rules import Backprop
-from ...theory import _p002 as theory
 from .configs import X_CLS, X_REG, Y_CLS, Y_REG, ClassificationToy, RegressionToy
 
 F64 = torch.float64

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ...theory import _p003 as th
+from ... import theory as th
 from . import configs as C
 from .runs import BackwardResult, Fig1aResult, Fig1bResult, Fig1cResult, Fig3Result, Fig4Result
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from ... import theory as th
 from ...plots import _p003 as plots
-from ...theory import _p003 as th
 from .._registry import PaperNumber, RunContext
 from . import configs as C
 from .runs import BackwardResult, Fig1aResult, Fig1bResult, Fig1cResult, Fig2Result, Fig3Result, Fig4Result

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ... import theory as th
 from ...dynamics import Euler, Problem, simulate_discrete, simulate_flow
 from ...dynamics._modified_trapezoid import ModifiedTrapezoid
 from ...functional import SquaredLoss
 from ...models import deep_linear
 from ...rules import FeedbackAlignment
-from ...theory import _p003 as th
 from . import configs as C
 from .systems import (
     DT,

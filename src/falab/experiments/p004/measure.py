@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from scipy.integrate import simpson
 
+from ... import theory as th
 from ...instruments import _p004 as ins
 from ...models._matfac import factors
-from ...theory import _p004 as th
 from .runs import (
     FIG5_VARIANTS,
     Ex1Result,

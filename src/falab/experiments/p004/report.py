@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from ... import theory as th
 from ...instruments import _p004 as ins
 from ...instruments._stats import bootstrap_interval, wilson_interval
 from ...plots import _p004 as plots
-from ...theory import _p004 as th
 from .._registry import PaperNumber
 from .measure import HIGHLY_NONMONOTONE, PerSeed
 from .runs import FIG5_VARIANTS, Ex1Result, FAStarResult, Fig2Result, Fig5Result, FormulaMonteCarlo, TrainedDraws

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ... import theory as th
 from ...dynamics import Euler, Problem, Trajectory, simulate_discrete, simulate_flow
 from ...functional import SquaredLoss
 from ...instruments import _p004 as ins
 from ...models._matfac import factors, feedback_slot, from_factors, identity_inputs, matrix_factorization
 from ...rules import Backprop, FAStar, FeedbackAlignment
-from ...theory import _p004 as th
 from .configs import Ex1Config, FAStarConfig, Fig2Config, Fig5Config, FigFConfig, TheoremConfig
 
 LOSS = SquaredLoss("sum")
