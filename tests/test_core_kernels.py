@@ -49,7 +49,7 @@ def test_backprop_equals_autograd(activation: str, loss_name: str, depth: int, b
     loss = LOSS_CASES[loss_name]
     seed = 100 * depth + 7 * ACTIVATION_NAMES.index(activation) + list(LOSS_CASES).index(loss_name)
     model, params, x, y = random_mlp(DEPTH_WIDTHS[depth], activation, bias, seed, loss=loss)
-    upd = Backprop().update(model, params, {}, x, y, loss)
+    upd = Backprop().update(model, params, {}, x, y, loss)[0]
     ref = autograd_grads(model, params, x, y, loss)
     assert set(upd) == set(ref)
     for k in ref:
@@ -68,7 +68,7 @@ def test_backprop_equals_autograd_for_an_ensemble(activation: str, shared_x: boo
     x = randn(9, 3, g=g) if shared_x else randn(k_members, 9, 3, g=g)
     y = randn(k_members, 9, 2, g=g)
     loss = SquaredLoss("mean")
-    upd = Backprop().update(model, params, {}, x, y, loss)
+    upd = Backprop().update(model, params, {}, x, y, loss)[0]
     for m in range(k_members):
         pm = {k: v[m] for k, v in params.items()}
         ref = autograd_grads(model, pm, x if shared_x else x[m], y[m], loss)

@@ -53,8 +53,8 @@ def test_fa_with_feedback_equal_to_weights_is_backprop(widths, activation) -> No
     fb = {f"B{l}": params[f"W{l}"].clone() for l in range(2, len(widths))}
     state = FeedbackAlignment().init(model, params, generator=gen(0), feedback=fb)
     loss = SquaredLoss("mean")
-    fa = FeedbackAlignment().update(model, params, state, x, y, loss)
-    bp = Backprop().update(model, params, {}, x, y, loss)
+    fa = FeedbackAlignment().update(model, params, state, x, y, loss)[0]
+    bp = Backprop().update(model, params, {}, x, y, loss)[0]
     for k in bp:  # same kernel, same operands: bitwise equal
         assert torch.equal(fa[k], bp[k]), k
 
@@ -63,8 +63,8 @@ def test_fa_copy_of_weight_starts_as_backprop() -> None:
     model, params, x, y = random_mlp((4, 6, 5, 3), "relu", False, seed=3)
     rule = FeedbackAlignment(CopyOfWeight())
     state = rule.init(model, params, generator=gen(0))
-    fa = rule.update(model, params, state, x, y, SquaredLoss())
-    bp = Backprop().update(model, params, {}, x, y, SquaredLoss())
+    fa = rule.update(model, params, state, x, y, SquaredLoss())[0]
+    bp = Backprop().update(model, params, {}, x, y, SquaredLoss())[0]
     assert all(torch.equal(fa[k], bp[k]) for k in bp)
     assert all(torch.equal(rule.feedback_used(model, params, state)[l], params[f"W{l}"]) for l in (2, 3))
 
@@ -75,8 +75,8 @@ def test_two_layer_dfa_equals_fa(activation) -> None:
     d1 = randn(2, 3, 7, g=gen(1))
     dfa_state = DirectFeedbackAlignment().init(model, params, generator=gen(0), feedback={"D1": d1})
     fa_state = FeedbackAlignment().init(model, params, generator=gen(0), feedback={"B2": d1})
-    dfa = DirectFeedbackAlignment().update(model, params, dfa_state, x, y, SquaredLoss())
-    fa = FeedbackAlignment().update(model, params, fa_state, x, y, SquaredLoss())
+    dfa = DirectFeedbackAlignment().update(model, params, dfa_state, x, y, SquaredLoss())[0]
+    fa = FeedbackAlignment().update(model, params, fa_state, x, y, SquaredLoss())[0]
     for k in fa:
         assert rel_err(dfa[k], fa[k]) <= 1e-15, k
 
@@ -88,7 +88,7 @@ def test_dfa_update_of_every_layer_matches_hand_computation() -> None:
     rule = DirectFeedbackAlignment(Gaussian(0.7))
     state = rule.init(model, params, generator=gen(2))
     assert state["D1"].shape == (3, 6) and state["D2"].shape == (3, 5)
-    upd = rule.update(model, params, state, x, y, SquaredLoss("mean"))
+    upd = rule.update(model, params, state, x, y, SquaredLoss("mean"))[0]
     n = x.shape[0]
     w1, w2, w3, b1, b2, b3 = (params[k] for k in ("W1", "W2", "W3", "b1", "b2", "b3"))
     a0 = x.T
@@ -127,9 +127,9 @@ def test_fa_star_last_layer_is_lstsq_and_its_update_is_zero(ensemble) -> None:
     # default CPU driver gelsy returned a wrong answer on such a matrix here.
     ref = torch.linalg.lstsq(a, yy, driver="gelsd").solution.transpose(-1, -2)
     assert rel_err(con["W3"], ref) <= 1e-10
-    upd = rule.update(model, con, state, x, y, loss)
+    upd = rule.update(model, con, state, x, y, loss)[0]
     assert torch.count_nonzero(upd["W3"]) == 0
-    fa = FeedbackAlignment().update(model, con, state, x, y, loss)  # lower layers: plain FA at the constrained point
+    fa = FeedbackAlignment().update(model, con, state, x, y, loss)[0]  # lower layers: plain FA at the constrained point
     for k in ("W1", "W2"):
         assert torch.equal(upd[k], fa[k])
     # optimality: the FA/BP gradient of the last layer vanishes at the least-squares solution
@@ -177,7 +177,7 @@ def _setup(rule_factory, *, ensemble=None, seed=0, activation="relu"):
 @pytest.mark.parametrize("rule_factory", RULES_UNDER_TEST, ids=RULE_IDS)
 def test_update_shapes_equal_parameter_shapes(rule_factory, ensemble) -> None:
     rule, model, params, state, x, y = _setup(rule_factory, ensemble=ensemble)
-    upd = rule.update(model, params, state, x, y, SquaredLoss())
+    upd = rule.update(model, params, state, x, y, SquaredLoss())[0]
     assert set(upd) == set(params)
     for k in params:
         assert upd[k].shape == params[k].shape and upd[k].dtype == params[k].dtype, k
@@ -190,7 +190,7 @@ def test_rules_never_write_into_their_inputs(rule_factory) -> None:
     snapshot = [{k: v.clone() for k, v in d.items()} for d in (params, state)] + [x.clone(), y.clone()]
     loss = SquaredLoss()
     con = rule.constrain(model, params, state, x, y, loss)
-    upd = rule.update(model, con, state, x, y, loss)
+    upd = rule.update(model, con, state, x, y, loss)[0]
     rule.feedback_used(model, con, state)
     rule.init(model, params, generator=gen(5))
     for before, after in zip(snapshot[:2], (params, state)):
@@ -232,9 +232,71 @@ def test_dfa_with_a_weight_tracking_feedback_kind() -> None:
     used = rule.feedback_used(model, params, state)[2]
     assert used.shape == params["W2"].shape
     fa_state = FeedbackAlignment().init(model, params, generator=gen(0), feedback={"B2": used})
-    dfa = rule.update(model, params, state, x, y, SquaredLoss())
-    fa = FeedbackAlignment().update(model, params, fa_state, x, y, SquaredLoss())
+    dfa = rule.update(model, params, state, x, y, SquaredLoss())[0]
+    fa = FeedbackAlignment().update(model, params, fa_state, x, y, SquaredLoss())[0]
     assert all(rel_err(dfa[k], fa[k]) <= 1e-15 for k in fa)
     deep, deep_params, _, _ = random_mlp((3, 4, 2, 2), "relu", False, seed=91)
     with pytest.raises(FalabInputError, match=r"^Invalid rule.feedback: 'UniformSignFeedback'"):
         rule.init(deep, deep_params, generator=gen(0))
+
+
+# ------------------------------------------------------------------------------------ the pure contract (issue 14.4)
+def test_brsf_feedback_used_is_the_matrix_its_update_used_and_the_state_moves() -> None:
+    """brSF redraws |R| every step from (seed, step) in the state: feedback_used at a state is exactly the matrix of
+    update at that state (an FA update recomputed from it agrees to 1e-12), the new state draws a different matrix,
+    and the stored config has no generator."""
+    from falab.rules import STEP_KEY, BatchRandomMagnitudeSignFeedback
+
+    model, params, x, y = random_mlp((4, 6, 5, 3), "tanh", True, seed=95)
+    rule = FeedbackAlignment(BatchRandomMagnitudeSignFeedback())
+    state = rule.init(model, params, generator=gen(3))
+    assert int(state[STEP_KEY]) == 0 and {"B2:seed", "B3:seed"} <= set(state)
+    for _ in range(3):
+        used = rule.feedback_used(model, params, state)
+        upd, new_state = rule.update(model, params, state, x, y, SquaredLoss())
+        assert torch.equal(torch.sign(used[2]), torch.sign(params["W2"]))
+        fixed = FeedbackAlignment().init(model, params, feedback={"B2": used[2], "B3": used[3]})
+        ref, same = FeedbackAlignment().update(model, params, fixed, x, y, SquaredLoss())
+        assert same is fixed  # no per-step randomness: the state is returned unchanged
+        assert max(rel_err(upd[k], ref[k]) for k in ref) <= 1e-12
+        assert int(new_state[STEP_KEY]) == int(state[STEP_KEY]) + 1 and int(state[STEP_KEY]) >= 0
+        nxt = rule.feedback_used(model, params, new_state)
+        assert not torch.equal(nxt[2], used[2])  # a fresh draw at the next step
+        state = new_state
+    assert "generator" not in repr(BatchRandomMagnitudeSignFeedback())
+
+
+def test_brsf_runs_with_the_same_seed_are_identical_and_other_seeds_differ() -> None:
+    from falab.rules import BatchRandomMagnitudeSignFeedback
+
+    model, params, x, y = random_mlp((4, 6, 3), "relu", False, seed=96)
+
+    def run(seed: int) -> dict[str, torch.Tensor]:
+        rule = FeedbackAlignment(BatchRandomMagnitudeSignFeedback())
+        problem = Problem(model, rule, SquaredLoss(), x, y, rule.init(model, params, generator=gen(seed)))
+        return simulate_discrete(problem, params, Euler(lr=0.05), 30, keep_params=True).final
+
+    a, b, c = run(7), run(7), run(8)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert max(rel_err(a[k], c[k]) for k in a) > 1e-6
+    # the discrete route carried the state: a run with the state frozen at step 0 (frSF-like) differs
+    rule = FeedbackAlignment(BatchRandomMagnitudeSignFeedback())
+    st0 = rule.init(model, params, generator=gen(7))
+    p = dict(params)
+    for _ in range(30):
+        upd, _ = rule.update(model, p, st0, x, y, SquaredLoss())
+        p = {k: v - 0.05 * upd[k] for k, v in p.items()}
+    assert max(rel_err(a[k], p[k]) for k in a) > 1e-6
+
+
+def test_name_is_not_a_config_field_and_generator_is_only_needed_to_draw() -> None:
+    with pytest.raises(TypeError):
+        FeedbackAlignment(name="bp")  # type: ignore[call-arg]
+    assert FeedbackAlignment().name == "fa" and "name" not in repr(FeedbackAlignment())
+    model, params, x, y = random_mlp((3, 4, 2), "relu", False, seed=97)
+    b = randn(2, 4, g=gen(0))
+    state = FeedbackAlignment().init(model, params, feedback={"B2": b})  # every matrix given: no generator
+    assert torch.equal(state["B2"], b)
+    FeedbackAlignment(CopyOfWeight()).init(model, params)  # draws nothing
+    with pytest.raises(FalabInputError, match=r"^Invalid generator: None \(expected a torch.Generator"):
+        FeedbackAlignment().init(model, params)

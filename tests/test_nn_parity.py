@@ -11,6 +11,7 @@ from falab.dynamics import Euler, Problem, simulate_discrete
 from falab.functional import CrossEntropyLoss, SquaredLoss
 from falab.models import MLP
 from falab.nn import (
+    BatchRandomMagnitudeSignFeedback,
     DFALinear,
     ErrorBroadcast,
     FALinear,
@@ -87,7 +88,7 @@ def _compare(net, final):
 
 
 @pytest.mark.parametrize("loss_name", ["squared", "cross_entropy"])
-@pytest.mark.parametrize("kind", ["fa", "usf", "frsf"])
+@pytest.mark.parametrize("kind", ["fa", "usf", "frsf", "brsf"])
 def test_fa_family_parity_with_functional_route(loss_name, kind):
     params0 = _params0()
     n = len(WIDTHS) - 1
@@ -97,7 +98,8 @@ def test_fa_family_parity_with_functional_route(loss_name, kind):
         rule = FeedbackAlignment(feedback=Gaussian())
         kind_obj = Gaussian()
     else:
-        kind_obj = UniformSignFeedback() if kind == "usf" else FixedRandomMagnitudeSignFeedback()
+        kind_obj = {"usf": UniformSignFeedback, "frsf": FixedRandomMagnitudeSignFeedback,
+                    "brsf": BatchRandomMagnitudeSignFeedback}[kind]()
         rule = FeedbackAlignment(feedback=kind_obj)
         fb = None
     final, state = _functional(rule, fb, loss_name, params0)
@@ -106,6 +108,8 @@ def test_fa_family_parity_with_functional_route(loss_name, kind):
     with torch.no_grad():
         for l in range(2, n + 1):
             lins[l - 1].feedback.copy_(state[f"B{l}"])
+            if f"B{l}:seed" in state:  # brSF: the layer draws step k's |R| from the same (seed, k)
+                lins[l - 1].set_feedback_state(int(state[f"B{l}:seed"]))
     _nn_train(net, loss_name)
     _compare(net, final)
 
@@ -160,10 +164,10 @@ def test_sign_symmetry_kinds_serve_functional_ensembles():
     for kind in (UniformSignFeedback(), FixedRandomMagnitudeSignFeedback()):
         rule = FeedbackAlignment(feedback=kind)
         state = rule.init(model, ens, generator=torch.Generator().manual_seed(1))
-        upd = rule.update(model, ens, state, x, y, loss)
+        upd = rule.update(model, ens, state, x, y, loss)[0]
         for k in range(3):
             st_k = {n: t[k] for n, t in state.items()}
-            upd_k = rule.update(model, member(ens, k), st_k, x, y, loss)
+            upd_k = rule.update(model, member(ens, k), st_k, x, y, loss)[0]
             for name in upd_k:
                 torch.testing.assert_close(upd[name][k], upd_k[name], rtol=1e-13, atol=1e-14)
         used = rule.feedback_used(model, ens, state)

@@ -34,7 +34,7 @@ def test_backprop_is_exact_gradient(model, tensor, loss):
     y = torch.randn(5, 1, generator=g, dtype=F64)
     if isinstance(loss, ExponentialLoss):
         y = torch.sign(y)
-    upd = Backprop().update(model, params, {}, x, y, loss)
+    upd = Backprop().update(model, params, {}, x, y, loss)[0]
     leaf = {k: v.clone().requires_grad_() for k, v in params.items()}
     loss.value(model(leaf, x), y).sum().backward()
     for k in params:
@@ -87,7 +87,7 @@ def test_matrix_sensing_gradient_and_output():
     x, y = a.reshape(4, 9), torch.randn(4, 1, generator=g, dtype=F64)
     f = model(params, x)[..., 0]
     assert torch.allclose(f, torch.einsum("nab,kab->kn", a, model.product(params)), atol=1e-12)
-    upd = Backprop().update(model, params, {}, x, y, SquaredLoss("sum"))
+    upd = Backprop().update(model, params, {}, x, y, SquaredLoss("sum"))[0]
     leaf = {k: v.clone().requires_grad_() for k, v in params.items()}
     pred = torch.einsum("nab,kab->kn", a, model.product(leaf))[..., None]
     SquaredLoss("sum").value(pred, y).sum().backward()

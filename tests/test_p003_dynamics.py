@@ -234,7 +234,7 @@ def test_p1_finite_batch_fa_equals_eq3_with_empirical_covariances():
     p = model.init_params(gen, scheme="gaussian", std=0.5)
     rule = FeedbackAlignment()
     st = rule.init(model, p, generator=gen)
-    upd = rule.update(model, p, st, x, y, SquaredLoss("mean"))
+    upd = rule.update(model, p, st, x, y, SquaredLoss("mean"))[0]
     m = st["B2"].T
     e = sxy - p["W2"] @ p["W1"] @ sxx
     assert torch.allclose(-upd["W1"], m @ e, rtol=0, atol=1e-13)

@@ -3,7 +3,8 @@
 from ._discrete import AbstractScheme, Euler, simulate_discrete
 from ._flow import simulate_flow, vector_field
 from ._modified_trapezoid import ModifiedTrapezoid
-from ._problem import Diverged, Measure, Problem, Snapshot, Trajectory
+from ._problem import Diverged, Measure, Problem, Snapshot, StopInfo, Trajectory
+from ._stop import Event, Stop
 
 __all__ = ["AbstractScheme", "Euler", "ModifiedTrapezoid", "simulate_discrete", "simulate_flow", "vector_field",
-           "Diverged", "Measure", "Problem", "Snapshot", "Trajectory"]
+           "Diverged", "Event", "Measure", "Problem", "Snapshot", "Stop", "StopInfo", "Trajectory"]

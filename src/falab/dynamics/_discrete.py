@@ -18,6 +18,7 @@ from torch import Tensor
 from .._checks import check_positive, check_positive_int, invalid
 from ..models import Params
 from ._problem import Measure, Problem, Snapshot, Trajectory
+from ._stop import Conditions, DiscreteStopper, Stop
 
 StepSizes = float | Mapping[str, float]
 
@@ -92,6 +93,7 @@ def simulate_discrete(
     on_step: Callable[[int, Params, Params, Params], None] | None = None,
     time_unit: float | None = None,
     progress: Callable[[float], None] | None = None,
+    stop: Stop | None = None,
 ) -> Trajectory:
     """Run ``steps`` steps of ``scheme`` and record at ``record_steps`` (or every ``record_every`` steps, always
     including 0 and the last step).
@@ -102,6 +104,11 @@ def simulate_discrete(
     ``t = time_unit * k`` (default: the largest step size). ``progress(fraction)`` is called after every record
     (fraction of the steps done; for progress bars). A non-finite loss at a record or non-finite parameters
     after a step end the run with ``status = 'diverged'``, keeping what was recorded.
+
+    ``stop`` (a :class:`Stop`: loss <= target, update norm <= tolerance, terminal events) ends the run at the first
+    step index ``k`` at which a condition holds for ``theta_k`` (an event: its sign changed since step ``k - 1``); that
+    step is recorded last and ``trajectory.stop`` says when and why (:class:`StopInfo` with ``step = k`` and
+    ``time = time_unit * k``). Ensemble members stop one by one (held at their ``theta_k``); the run ends when all have.
     """
     check_positive_int("steps", steps, allow_zero=True)
     check_positive_int("record_every", record_every)
@@ -128,6 +135,10 @@ def simulate_discrete(
             raise invalid("generator", None, "a torch.Generator for minibatch sampling")
     traj = Trajectory()
     params = problem.constrain(params)
+    if stop is not None and not isinstance(stop, Stop):
+        raise invalid("stop", type(stop).__name__, "a falab.dynamics.Stop")
+    conds = Conditions.build(problem, params, stop, None) if stop is not None else None
+    stopper = DiscreteStopper(conds, params) if conds is not None else None
     for k in range(steps + 1):
         snap = Snapshot(t=unit * k, step=k, params=params, problem=problem, lr=lrs)
         if wanted(k):
@@ -138,6 +149,11 @@ def simulate_discrete(
             traj.record(snap, measures, keep_params)
             if progress is not None:
                 progress(k / max(steps, 1))
+        if stopper is not None and stopper.check(k, unit * k, params, snap.update if stop and stop.update_norm
+                                                 is not None else None, traj):
+            if not wanted(k):
+                traj.record(snap, measures, keep_params)
+            break
         if k == steps:
             break
         batch = None
@@ -152,6 +168,8 @@ def simulate_discrete(
         # parameters the scheme may overwrite them.
         stepper = scheme.step if on_step is not None else scheme.step_overwriting
         new = problem.constrain(stepper(problem, params, upd, lrs, batch))
+        if stopper is not None:
+            new = stopper.hold(new)
         if on_step is not None:
             on_step(k, params, upd, new)
         # A sum is non-finite iff some entry is (inf - inf gives nan), and costs one pass without a bool mask;
@@ -160,4 +178,6 @@ def simulate_discrete(
             traj.status, traj.message = "diverged", f"non-finite parameters after step {k}"
             return traj
         params = new
+    if stopper is not None:
+        traj.set_stops()
     return traj

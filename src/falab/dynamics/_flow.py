@@ -16,7 +16,8 @@ import torch
 
 from .._checks import check_choice, check_positive, invalid
 from ..models import Params
-from ._problem import Measure, Problem, Snapshot, Trajectory
+from ._problem import Measure, Problem, Snapshot, StopInfo, Trajectory
+from ._stop import Conditions, Event, EventFn, Stop
 
 METHODS = ("DOP853", "RK45", "Radau", "LSODA", "BDF", "RK23")
 CHUNK_MEMBERS = 128  # default member chunk of an ensemble flow (measured fastest, see simulate_flow)
@@ -62,7 +63,8 @@ def simulate_flow(
     max_evaluations: int = 2_000_000,
     measures: Mapping[str, Measure] | None = None,
     keep_params: bool = True,
-    events: Sequence[Callable[[float, Params], float]] | None = None,
+    events: Sequence[Event | EventFn] | None = None,
+    stop: Stop | None = None,
     max_step: float = np.inf,
     chunk_members: int | None = CHUNK_MEMBERS,
     progress: Callable[[float], None] | None = None,
@@ -84,8 +86,13 @@ def simulate_flow(
             ``status = 'stalled'`` and keeps what it recorded.
         measures: name -> function of a :class:`Snapshot`, evaluated at every output time.
         progress: called with ``t / t_end`` after every record (for progress bars; chunks report their share).
-        events: functions ``g(t, params)``; their zero crossings are located (scipy methods) and returned in
-            ``trajectory.events`` (one array of times per event).
+        events: functions ``g(t, params)`` or :class:`Event` objects; zero crossings of the non-terminal ones are
+            located (scipy methods) and returned in ``trajectory.events`` (one array of times per event); terminal
+            events stop the run (or their member) like ``stop.events``.
+        stop: a :class:`Stop` (loss <= target, update norm <= tolerance, terminal events): the run stops at the
+            located crossing time, records the state there last and sets ``trajectory.stop``
+            (:class:`StopInfo`: time, reason, member). In an ensemble each member stops on its own (frozen at its
+            stop state) and the run ends when all have stopped. Not with ``method='rk4'``.
         chunk_members: integrate an ensemble of more than this many members (one leading dimension shared by
             parameters, feedback and per-member data) as consecutive chunks of at most ``chunk_members`` members,
             each one solver run over one batched tensor program, and stitch the records (measures are evaluated on
@@ -111,6 +118,14 @@ def simulate_flow(
         raise invalid("ts", ts[:5], "strictly increasing times >= 0")
     if ts[-1] <= 0:
         raise invalid("t_end", ts[-1], "a time > 0")
+    if stop is not None and not isinstance(stop, Stop):
+        raise invalid("flow.stop", type(stop).__name__, "a falab.dynamics.Stop")
+    terminal = [e for e in events or [] if isinstance(e, Event) and e.terminal]
+    if method == "rk4" and ((stop is not None and not stop.empty) or terminal):
+        raise invalid("flow.stop", stop, "no stop conditions with method 'rk4' (fixed steps locate no crossing); "
+                      "use an adaptive method")
+    events = [e.fn if isinstance(e, Event) else e for e in events or [] if not (isinstance(e, Event) and e.terminal)]
+    has_stop = (stop is not None and not stop.empty) or bool(terminal)
     if method == "rk4" and (step_size is None or not step_size > 0):
         raise invalid("flow.step_size", step_size, "a step > 0 for method 'rk4'")
     if chunk_members is not None and (isinstance(chunk_members, bool) or not isinstance(chunk_members, int)
@@ -120,8 +135,8 @@ def simulate_flow(
     # the solver state is float64, so data and feedback must be too (float32 ones crashed in the first matmul)
     problem = dataclasses.replace(problem, x=problem.x.to(torch.float64), y=problem.y.to(torch.float64),
                                   state={k: v.to(torch.float64) for k, v in problem.state.items()})
-    n_chunks = _chunk_count(problem, params0, chunk_members, ts, keep_params) if events is None and method != "rk4" \
-        else 1
+    n_chunks = _chunk_count(problem, params0, chunk_members, ts, keep_params) \
+        if not events and not has_stop and method != "rk4" else 1
     if n_chunks > 1:
         return _simulate_chunked(problem, params0, ts, n_chunks, measures=measures, keep_params=keep_params,
                                  progress=progress, rtol=rtol, atol=atol, method=method, step_size=step_size,
@@ -160,9 +175,12 @@ def simulate_flow(
         assert step_size is not None  # checked on entry: rk4 needs a step > 0
         _fixed_step_rk4(rhs, y0, ts, step_size, record)
     else:
+        conds = Conditions.build(problem, params0, stop, terminal) if has_stop else None
         _adaptive(rhs, y0, ts, method, rtol, atol, max_step, max_evaluations, counter, record, traj, events, flat,
-                  problem)
+                  problem, conds)
     traj.info.update(nfev=counter["nfev"], solver=method, rtol=rtol, atol=atol, step_size=step_size)
+    if has_stop:
+        traj.set_stops()
     return traj
 
 
@@ -252,11 +270,30 @@ def _fixed_step_rk4(rhs, y0: np.ndarray, ts: list[float], step_size: float, reco
 
 
 def _adaptive(rhs, y0, ts, method, rtol, atol, max_step, max_evaluations, counter, record, traj, events, flat,
-              problem) -> None:
-    """Step a scipy solver ourselves (as solve_ivp does) so that output times are recorded as they are passed."""
+              problem, conds: Conditions | None = None, jac=None) -> None:
+    """Step a scipy solver ourselves (as solve_ivp does) so that output times are recorded as they are passed.
+
+    With stop conditions (``conds``), each accepted step is checked for a crossing; its time is located by root finding
+    on the step's dense output. A stopping ensemble member is frozen at its located state (its field set to zero) and
+    the solver restarted from the end of the step; the run ends when every member (or the single network) stopped.
+    """
     from scipy.integrate._ivp.ivp import METHODS as SCIPY_METHODS
 
-    solver = SCIPY_METHODS[method](rhs, 0.0, y0, ts[-1], rtol=rtol, atol=atol, max_step=max_step)
+    frozen = np.zeros(y0.size, dtype=bool)  # entries of stopped members (field 0 from their stop time on)
+    frozen_vals = np.zeros(y0.size)
+    stop_time = np.full(conds.members if conds else 1, np.inf)
+
+    def f(t: float, y: np.ndarray) -> np.ndarray:
+        out = rhs(t, y)
+        if frozen.any():
+            out[frozen] = 0.0
+        return out
+
+    def start(t0: float, y: np.ndarray):
+        kw = {} if jac is None else {"jac": jac}
+        return SCIPY_METHODS[method](f, t0, y, ts[-1], rtol=rtol, atol=atol, max_step=max_step, **kw)
+
+    solver = start(0.0, y0)
     ev_fns = []
     for ev in events or []:
         def g(t: float, vec: np.ndarray, ev=ev) -> float:
@@ -264,17 +301,44 @@ def _adaptive(rhs, y0, ts, method, rtol, atol, max_step, max_evaluations, counte
         ev_fns.append(g)
     ev_times: list[list[float]] = [[] for _ in ev_fns]
     ev_prev = [g(0.0, y0) for g in ev_fns]
+    member_of = _member_index(flat, conds) if conds is not None and conds.per_member else None
+
+    def at(s: float, y: np.ndarray) -> np.ndarray:
+        """The state at time s: members stopped at or before s keep their stop state."""
+        if not frozen.any():
+            return y
+        y = y.copy()
+        done = frozen if member_of is None else frozen & (stop_time[member_of] <= s)
+        y[done] = frozen_vals[done]
+        return y
+
+    def cond_values(s: float, y: np.ndarray) -> np.ndarray:
+        assert conds is not None
+        return conds.values(s, problem.constrain(flat.unpack(y.copy())))
+
     i = 0
     if ts[0] == 0.0:
         if not record(0, 0.0, y0):
             return
         i = 1
+    cond_prev = None
+    if conds is not None:
+        now0 = cond_values(0.0, y0)
+        hit0 = conds.met(None, now0)
+        if hit0.any() and _stop_members(conds, hit0, np.zeros_like(now0), 0.0, traj, stop_time, frozen, frozen_vals,
+                                        member_of, lambda s: y0):
+            if not traj.times:
+                _final_record(i, ts, 0.0, y0, record)
+            return
+        if frozen.any():
+            solver = start(0.0, at(0.0, y0))
+        cond_prev = now0
     while i < len(ts):
         if counter["nfev"] > max_evaluations:
             traj.status = "stalled"
             traj.message = (f"stopped after {counter['nfev']} vector-field evaluations at t = {solver.t:.6g} "
                             f"(budget max_evaluations = {max_evaluations}); a discontinuous field (ReLU) can stall "
-                            "adaptive solvers: try method 'rk4' with a step_size")
+                            "adaptive solvers: try method 'events' (or 'rk4' with a step_size)")
             return
         msg = solver.step()
         if solver.status == "failed":
@@ -292,15 +356,106 @@ def _adaptive(rhs, y0, ts, method, rtol, atol, max_step, max_evaluations, counte
                     ev_times[j].append(brentq(lambda s, g=g, dense=dense: g(s, dense(s)), solver.t_old, solver.t, xtol=1e-14,
                                               rtol=4 * np.finfo(float).eps))
                 ev_prev[j] = now
-        while i < len(ts) and ts[i] <= solver.t:
+        t_end_run = np.inf
+        restart = False
+        if conds is not None:
+            now_c = cond_values(solver.t, solver.y)
+            hit = conds.met(cond_prev, now_c)
+            active = np.isinf(stop_time)
+            hit &= active[None, :]
+            if hit.any():
+                dense = dense or solver.dense_output()
+                t_old = solver.t_old
+                assert cond_prev is not None  # set at the start
+                ended = _stop_members(conds, hit, cond_prev, t_old, traj, stop_time, frozen, frozen_vals, member_of,
+                                      dense, lambda s, d=dense: cond_values(s, d(s)), solver.t, now_c)
+                if ended:
+                    t_end_run = float(traj.stop.time) if traj.stop is not None else solver.t
+                else:
+                    restart = True
+            cond_prev = now_c
+        t_reach = min(solver.t, t_end_run)
+        while i < len(ts) and ts[i] <= t_reach:
             if dense is None:
                 dense = solver.dense_output()
             y = solver.y if ts[i] == solver.t else dense(ts[i])
-            if not record(i, ts[i], y):
+            if not record(i, ts[i], at(ts[i], y)):
                 return
             i += 1
+        if np.isfinite(t_end_run):
+            if not traj.times or traj.times[-1] != t_end_run:
+                assert dense is not None
+                _final_record(i, ts, t_end_run, at(t_end_run, dense(t_end_run)), record)
+            break
+        if restart:
+            y_now = at(solver.t, solver.y)
+            solver = start(solver.t, y_now)
+            cond_prev = cond_values(solver.t, y_now)
+            continue
         if solver.status == "finished" and i < len(ts):
-            if not record(i, ts[i], solver.y):
+            if not record(i, ts[i], at(ts[i], solver.y)):
                 return
             i += 1
     traj.events = [np.asarray(e) for e in ev_times]
+
+
+def _member_index(flat: _Flattener, conds: Conditions) -> np.ndarray:
+    """The ensemble member of every entry of the flat state (parameters are member-major: leading dims first)."""
+    m = conds.members
+    return np.concatenate([np.repeat(np.arange(m), size // m) for size in flat.sizes])
+
+
+def _locate(g, a: float, b: float, ga: float, gb: float) -> float:
+    """Root of ``g`` in ``[a, b]`` (``g(a)``, ``g(b)`` of opposite sign or ``g(b) == 0``) to ~1 ulp of the time."""
+    from scipy.optimize import brentq
+
+    if gb == 0.0 or a == b:
+        return b
+    if ga == 0.0:
+        return a
+    return float(brentq(g, a, b, xtol=1e-15 * max(1.0, abs(b)), rtol=4 * np.finfo(float).eps))
+
+
+def _stop_members(conds: Conditions, hit: np.ndarray, prev: np.ndarray, t_old: float, traj: Trajectory,
+                  stop_time: np.ndarray, frozen: np.ndarray, frozen_vals: np.ndarray, member_of: np.ndarray | None,
+                  dense, g_at=None, t_new: float | None = None, now: np.ndarray | None = None) -> bool:
+    """Locate the stop time of every (condition, member) hit in ``[t_old, t_new]``; freeze stopping members.
+
+    True when the run ends (a single network, conditions that cannot stop members one by one, or every member
+    stopped); then ``traj.stop`` is the stop that ended it."""
+    located: dict[int, tuple[float, int]] = {}
+    for c, m in zip(*np.nonzero(hit)):
+        c, m = int(c), int(m)
+        if t_new is None or now is None or g_at is None:
+            tc = t_old  # met at the start
+        else:
+            tc = _locate(lambda s, c=c, m=m: float(g_at(s)[c, m]), t_old, t_new, float(prev[c, m]), float(now[c, m]))
+        if m not in located or tc < located[m][0]:
+            located[m] = (tc, c)
+    single = not conds.lead
+    if single or not conds.per_member:
+        m = min(located, key=lambda j: located[j][0])
+        tc, c = located[m]
+        reason, detail, _ = conds.labels[c]
+        traj.stop = StopInfo(time=tc, reason=reason, member=None if single else m, detail=detail)
+        traj.stops.append(traj.stop)
+        stop_time[:] = tc
+        return True
+    assert member_of is not None
+    for m, (tc, c) in sorted(located.items(), key=lambda kv: kv[1][0]):
+        reason, detail, _ = conds.labels[c]
+        info = StopInfo(time=tc, reason=reason, member=m, detail=detail)
+        traj.stops.append(info)
+        stop_time[m] = tc
+        sel = member_of == m
+        frozen[sel] = True
+        frozen_vals[sel] = dense(tc)[sel]
+    if np.isfinite(stop_time).all():
+        traj.stop = traj.stops[-1]
+        return True
+    return False
+
+
+def _final_record(i: int, ts: list[float], t: float, y: np.ndarray, record) -> None:
+    """The record at a stop time (step index = the next output index)."""
+    record(i, t, y)

@@ -34,8 +34,7 @@ def _backward_signals(problem, params, x, y):
     e = problem.loss.output_error(trace.output, y)
     with_bias = model.with_bias(params)
     if isinstance(rule, DirectFeedbackAlignment):
-        ws = model.layer_weights(params)
-        direct = [rule.feedback.current(ws[l], state[f"D{l}"]) for l in range(1, len(ws))]
+        direct = rule.direct_feedback(model, params, state)
         _, _, deltas = direct_backward(trace, e, direct, model.activations, with_bias=with_bias)
     else:
         used = rule.feedback_used(model, params, state)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -75,12 +75,32 @@ class Snapshot:
 Measure = Callable[[Snapshot], Tensor]
 
 
+@dataclass(frozen=True)
+class StopInfo:
+    """Why and when a run (``member is None``) or one ensemble member stopped.
+
+    ``reason`` is ``'loss'``, ``'update_norm'``, ``'event'`` (then ``detail`` names it) or ``'sliding'``; ``time`` is
+    the located time (flows) or ``eta * step`` (discrete runs, where ``step`` is the step index).
+    """
+
+    time: float
+    reason: str
+    member: int | None = None
+    step: int | None = None
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (for ``manifest.json``)."""
+        return asdict(self)
+
+
 @dataclass
 class Trajectory:
     """Recorded times, parameters (optional) and measures of one run (all ensemble members at once).
 
-    ``status`` is ``'ok'`` or ``'diverged'`` (then ``message`` says where); everything recorded before the
-    divergence is kept.
+    ``status`` is ``'ok'``, ``'diverged'``, ``'stalled'`` or ``'sliding'`` (then ``message`` says where); everything
+    recorded before is kept. A run ended by a stop condition keeps ``status = 'ok'``, records its stop time last and
+    says why in ``stop`` (:class:`StopInfo`); ``stops`` lists every member's stop.
     """
 
     times: list[float] = field(default_factory=list)
@@ -91,6 +111,14 @@ class Trajectory:
     message: str = ""
     events: list[Any] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    stop: StopInfo | None = None  # set when a stop condition ended the run (for an ensemble: its last member's)
+    stops: list[StopInfo] = field(default_factory=list)  # every stop, in order (one per stopped member)
+
+    def set_stops(self) -> None:
+        """Copy the stops into ``info`` (JSON-ready, so ``manifest.json`` carries them)."""
+        self.info["stop"] = None if self.stop is None else self.stop.as_dict()
+        if len(self.stops) > 1 or (self.stops and self.stops[0].member is not None):
+            self.info["stops"] = [s.as_dict() for s in self.stops]
 
     def record(self, snap: Snapshot, measures: Mapping[str, Measure] | None, keep_params: bool) -> None:
         self.times.append(float(snap.t))

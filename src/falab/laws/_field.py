@@ -174,7 +174,7 @@ class Field:
         else:
             y = z
         p = self.rule.constrain(self.model, p, st, x, y, LOSS)
-        upd = self.rule.update(self.model, p, st, x, y, LOSS)
+        upd, _ = self.rule.update(self.model, p, st, x, y, LOSS)
         return -torch.cat([upd[k].reshape(*lead, -1) for k in self.names], dim=-1)
 
     def fixed_data_field(self, x: Tensor, y: Tensor) -> Callable[[Tensor], Tensor]:
@@ -184,7 +184,7 @@ class Field:
         def v(theta: Tensor) -> Tensor:
             p = self.unpack(theta)
             p = self.rule.constrain(self.model, p, self.state, x, y, LOSS)
-            upd = self.rule.update(self.model, p, self.state, x, y, LOSS)
+            upd, _ = self.rule.update(self.model, p, self.state, x, y, LOSS)
             return -torch.cat([upd[k].reshape(-1) for k in self.names])
 
         return v

@@ -60,7 +60,7 @@ def rule_from_name(name: str, *, generator: torch.Generator | None = None) -> Ab
         "fa": ScaledLikeWeight(),
         "usf": UniformSignFeedback(),
         "frsf": FixedRandomMagnitudeSignFeedback(),
-        "brsf": BatchRandomMagnitudeSignFeedback(generator=generator),
+        "brsf": BatchRandomMagnitudeSignFeedback(),
     }
     if name == "bp":
         return Backprop()

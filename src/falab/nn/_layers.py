@@ -31,8 +31,7 @@ from torch import Tensor, nn
 from .._checks import FalabInputError, invalid
 from ..functional import feedback_signal, linear_backward
 from ..functional._conv_backward import conv_backward
-from ..rules import AbstractFeedback, ScaledLikeWeight
-from ..rules._sign_symmetry import BatchRandomMagnitudeSignFeedback
+from ..rules import AbstractFeedback, ScaledLikeWeight, step_generator
 
 __all__ = [
     "ErrorBroadcast", "FALinear", "FAConv1d", "FAConv2d", "DFALinear", "DFAConv1d", "DFAConv2d", "FeedbackLayer",
@@ -60,12 +59,16 @@ class _Book:
     """Per-layer bookkeeping written in the backward pass. A plain object, because ``nn.Module.__setattr__`` is slow
     enough to show in step times of small networks."""
 
-    __slots__ = ("exact", "sends_signal", "last_feedback")
+    __slots__ = ("exact", "sends_signal", "last_feedback", "seed", "step")
 
     def __init__(self) -> None:
         self.exact = False  # twin-network mode: use W itself (exact backprop) for the instruments
         self.sends_signal: bool | None = None
         self.last_feedback: Tensor | None = None
+        # per-step feedback kinds (brSF): the draw of backward pass k comes from step_generator(seed, k), the
+        # layer's share of the rule state (as 'B<l>:seed' and 'step' in the functional route)
+        self.seed = 0
+        self.step = 0
 
 
 if TYPE_CHECKING:  # FeedbackLayer is only ever mixed into nn.Linear / nn.Conv1d / nn.Conv2d: type it as a module
@@ -86,11 +89,28 @@ class FeedbackLayer(_ModuleBase):
     _fixed: bool
     _generator: torch.Generator
 
-    def _init_bookkeeping(self, kind: AbstractFeedback, rule_name: str) -> None:
+    def _init_bookkeeping(self, kind: AbstractFeedback, rule_name: str, generator: torch.Generator | None) -> None:
         self.feedback_kind = kind
         self.rule_name = rule_name
         self._book = _Book()
         self._fixed = kind.fixed
+        self._generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        if kind.per_step:  # the seed of the per-step draws, from the layer's generator (as the rule's init does)
+            self._book.seed = int(torch.randint(0, 2**62, (), generator=self._generator, dtype=torch.int64))
+
+    @property
+    def feedback_seed(self) -> int:
+        """The seed of a per-step kind's draws (brSF); backward pass ``k`` uses ``step_generator(seed, k)``."""
+        return self._book.seed
+
+    @property
+    def feedback_step(self) -> int:
+        """How many backward passes a per-step kind has drawn for (the step counter of its state)."""
+        return self._book.step
+
+    def set_feedback_state(self, seed: int, step: int = 0) -> None:
+        """Set a per-step kind's seed and step counter (e.g. to the functional route's ``'B<l>:seed'``, ``'step'``)."""
+        self._book.seed, self._book.step = int(seed), int(step)
 
     @property
     def _exact(self) -> bool:
@@ -113,21 +133,24 @@ class FeedbackLayer(_ModuleBase):
         self.__dict__["broadcast"] = broadcast
 
 
-def _kind_current(layer: Any, weight: Tensor, stored: Tensor) -> Tensor:
-    """The feedback used now: ``kind.current`` on matrix views, reshaped to the kernel shape."""
+def _kind_current(layer: Any, weight: Tensor, stored: Tensor, step: int) -> Tensor:
+    """The feedback of backward pass ``step``: ``kind.current`` on matrix views (with the step's generator for
+    per-step kinds), reshaped to the kernel shape."""
     if layer._fixed:
         return stored
     kind = layer.feedback_kind
-    b = kind.current(_as_matrix(weight), _as_matrix(stored))
+    gen = step_generator(layer._book.seed, step) if kind.per_step else None
+    b = kind.current(_as_matrix(weight), _as_matrix(stored), generator=gen)
     return b.reshape(weight.shape)
 
 
 def _used_feedback(layer: Any) -> Tensor:
-    """What the instruments should measure: brSF's matrix of the last backward pass (it is redrawn per batch, a fresh
-    draw would be a different matrix), otherwise ``kind.current`` at the present weight."""
-    if isinstance(layer.feedback_kind, BatchRandomMagnitudeSignFeedback) and layer._book.last_feedback is not None:
-        return layer._book.last_feedback
-    return _kind_current(layer, layer.weight.detach(), layer.feedback)
+    """What the instruments should measure: for a per-step kind the matrix of the last backward pass (before any, the
+    one the next pass will use), otherwise ``kind.current`` at the present weight."""
+    book = layer._book
+    if layer.feedback_kind.per_step and book.last_feedback is not None:
+        return book.last_feedback
+    return _kind_current(layer, layer.weight.detach(), layer.feedback, book.step)
 
 
 # --------------------------------------------------------------------------------------------------------------- FA
@@ -138,11 +161,14 @@ def _feedback_for_backward(layer: Any, weight: Tensor, stored: Tensor, need_x: b
     (recorded when it tracks ``W``, so metrics measure the feedback actually used); ``None`` when no signal is needed."""
     book = layer._book
     book.sends_signal = need_x
+    step = book.step
+    if layer.feedback_kind.per_step:
+        book.step = step + 1  # one step per backward pass, whether or not this layer sends a signal
     if not need_x:
         return None
     if book.exact:
         return weight
-    fb = _kind_current(layer, weight, stored)
+    fb = _kind_current(layer, weight, stored, step)
     if not layer._fixed:
         book.last_feedback = fb
     return fb
@@ -343,8 +369,7 @@ class _LinearBase(FeedbackLayer, nn.Linear):
         kind = ScaledLikeWeight() if kind is None else kind
         if not isinstance(kind, AbstractFeedback):
             raise invalid("feedback", type(kind).__name__, "an AbstractFeedback (ScaledLikeWeight, Gaussian, ...)")
-        self._init_bookkeeping(kind, rule_name)
-        self._generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self._init_bookkeeping(kind, rule_name, generator)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, feedback={self.feedback_kind!r}"
@@ -487,8 +512,7 @@ def _fa_conv_init(self: Any, kind: AbstractFeedback | None, generator: torch.Gen
     kind = ScaledLikeWeight() if kind is None else kind
     if not isinstance(kind, AbstractFeedback):
         raise invalid("feedback", type(kind).__name__, "an AbstractFeedback (ScaledLikeWeight, Gaussian, ...)")
-    self._init_bookkeeping(kind, "fa")
-    self._generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    self._init_bookkeeping(kind, "fa", generator)
     self._setup_conv()
 
 

@@ -1,6 +1,7 @@
-"""Learning rules: frozen configs with ``init`` (draw feedback) and a pure ``update`` (gradient sign convention)."""
+"""Learning rules: frozen configs with ``init`` (draw feedback) and a pure ``update`` returning
+``(updates, new_state)`` (gradient sign convention; per-step randomness lives in the state)."""
 
-from ._base import AbstractLearningRule, RuleState
+from ._base import STEP_KEY, AbstractLearningRule, RuleState, advance_state
 from ._feedback import (
     FEEDBACK_KINDS,
     AbstractFeedback,
@@ -8,6 +9,7 @@ from ._feedback import (
     Gaussian,
     ScaledLikeWeight,
     Uniform,
+    step_generator,
 )
 from ._rules import RULES, Backprop, DirectFeedbackAlignment, FAStar, FeedbackAlignment
 from ._sign_symmetry import (
@@ -20,7 +22,7 @@ from ._sign_symmetry import (
 FEEDBACK_KINDS.update(usf=UniformSignFeedback, frsf=FixedRandomMagnitudeSignFeedback, brsf=BatchRandomMagnitudeSignFeedback)
 
 __all__ = [
-    "AbstractLearningRule", "RuleState",
+    "AbstractLearningRule", "RuleState", "STEP_KEY", "advance_state", "step_generator",
     "FEEDBACK_KINDS", "AbstractFeedback", "CopyOfWeight", "Gaussian", "ScaledLikeWeight", "Uniform",
     "UniformSignFeedback", "FixedRandomMagnitudeSignFeedback", "BatchRandomMagnitudeSignFeedback",
     "RULES", "Backprop", "DirectFeedbackAlignment", "FAStar", "FeedbackAlignment",

@@ -2,6 +2,10 @@
 
 Feedback is stored with the shape of the weight it replaces (claims.md §6). Fixed kinds return the stored matrix;
 sign-symmetry kinds (added in ``_sign_symmetry.py``) compute the matrix actually used from the current weight.
+
+Per-step randomness (brSF) is part of the rule *state*, never of the config: such a kind has ``per_step = True`` and
+its :meth:`AbstractFeedback.current` draws from the generator :func:`step_generator` makes out of a seed stored in the
+state at ``init`` and the number of steps taken, so the draw of step ``k`` is a pure function of ``(seed, k)``.
 """
 
 from __future__ import annotations
@@ -9,24 +13,41 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass
-from typing import final
+from typing import ClassVar, final
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from .._checks import check_positive, invalid
+from .._checks import check_positive
+
+
+def step_generator(seed: int | Tensor, step: int | Tensor) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded from ``(seed, step)`` by numpy's ``SeedSequence`` (a hash designed for
+    independent streams), so that per-step draws are deterministic, independent between steps and need no
+    mutable generator anywhere."""
+    words = np.random.SeedSequence([int(seed), int(step)]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(words[0]) << 32 | int(words[1]))
 
 
 class AbstractFeedback(abc.ABC):
-    """A feedback kind: ``init`` draws what is stored, ``current`` gives the matrix used at this step."""
+    """A feedback kind: ``init`` draws what is stored, ``current`` gives the matrix used at this step.
+
+    ``draws`` says whether ``init`` consumes random numbers (``False``: no generator is needed); ``per_step`` whether
+    ``current`` draws fresh random numbers at every step (then it needs the step's ``generator``).
+    """
+
+    draws: ClassVar[bool] = True
+    per_step: ClassVar[bool] = False
 
     @abc.abstractmethod
     def init(self, weight: Tensor, *, generator: torch.Generator) -> Tensor:
         """Draw the stored feedback for a forward weight of this shape (leading dims = ensemble members)."""
 
-    def current(self, weight: Tensor, stored: Tensor) -> Tensor:
-        """The matrix used in the backward pass (fixed kinds: the stored matrix)."""
-        del weight
+    def current(self, weight: Tensor, stored: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """The matrix used in the backward pass (fixed kinds: the stored matrix). ``generator``: the step's random
+        source, required by ``per_step`` kinds and ignored by the others."""
+        del weight, generator
         return stored
 
     @property
@@ -84,19 +105,11 @@ class ScaledLikeWeight(AbstractFeedback):
 class CopyOfWeight(AbstractFeedback):
     """``B = W(0)``: feedback starts aligned (P000 Cor 5.1 / Fig. 1 reading 'B copied from W_2(0)')."""
 
+    draws: ClassVar[bool] = False
+
     def init(self, weight: Tensor, *, generator: torch.Generator) -> Tensor:
         del generator
         return weight.detach().clone()
-
-
-@dataclass(frozen=True)
-class UserTensor(AbstractFeedback):
-    """Feedback given by the user: one tensor per feedback slot, keyed like the rule's state (``'B2'``, ``'D1'``)."""
-
-    tensors: dict[str, Tensor] | None = None
-
-    def init(self, weight: Tensor, *, generator: torch.Generator) -> Tensor:  # pragma: no cover - handled by rules
-        raise invalid("feedback", "user", "tensors passed through the rule's init (use rule.init(..., feedback=...))")
 
 
 FEEDBACK_KINDS: dict[str, type[AbstractFeedback]] = {

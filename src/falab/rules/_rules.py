@@ -7,14 +7,14 @@ Each rule is a thin configuration over the kernels of :mod:`falab.functional` (`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import final
+from typing import ClassVar, final
 
 import torch
 from torch import Tensor
 
 from .._checks import invalid
 from ..functional import SquaredLoss, chain_backward, direct_backward
-from ._base import AbstractLearningRule, RuleState, init_feedback_slots
+from ._base import AbstractLearningRule, RuleState, current_feedback, init_feedback_slots
 from ._feedback import AbstractFeedback, Gaussian
 
 
@@ -33,7 +33,7 @@ class Backprop(AbstractLearningRule):
     (claims.md §1.2). ``update`` equals ``torch.autograd`` to rounding.
     """
 
-    name: str = "bp"
+    name: ClassVar[str] = "bp"
 
     def layer_updates(self, model, params, state, x, y, loss):
         del state
@@ -62,18 +62,18 @@ class FeedbackAlignment(AbstractLearningRule):
     """
 
     feedback: AbstractFeedback = field(default_factory=Gaussian)
-    name: str = "fa"
+    name: ClassVar[str] = "fa"
 
     def __post_init__(self) -> None:
         _check_feedback(self.feedback)
 
-    def init(self, model, params, *, generator, feedback=None) -> RuleState:
+    def init(self, model, params, *, generator=None, feedback=None) -> RuleState:
         ws = model.layer_weights(params)
         slots = {f"B{l}": ws[l - 1] for l in range(2, len(ws) + 1)}
         return init_feedback_slots(slots, self.feedback, generator=generator, given=feedback)
 
     def _current(self, ws: list[Tensor], state: RuleState) -> list[Tensor | None]:
-        return [None] + [self.feedback.current(ws[l - 1], state[f"B{l}"]) for l in range(2, len(ws) + 1)]
+        return [None] + [current_feedback(self.feedback, ws[l - 1], state, f"B{l}") for l in range(2, len(ws) + 1)]
 
     def layer_updates(self, model, params, state, x, y, loss):
         ws = model.layer_weights(params)
@@ -102,12 +102,12 @@ class DirectFeedbackAlignment(AbstractLearningRule):
     """
 
     feedback: AbstractFeedback = field(default_factory=Gaussian)
-    name: str = "dfa"
+    name: ClassVar[str] = "dfa"
 
     def __post_init__(self) -> None:
         _check_feedback(self.feedback)
 
-    def init(self, model, params, *, generator, feedback=None) -> RuleState:
+    def init(self, model, params, *, generator=None, feedback=None) -> RuleState:
         ws = model.layer_weights(params)
         n = len(ws)
         if n > 2 and not self.feedback.fixed:
@@ -124,19 +124,23 @@ class DirectFeedbackAlignment(AbstractLearningRule):
         return init_feedback_slots(slots, self.feedback, generator=generator, given=feedback)
 
     def layer_updates(self, model, params, state, x, y, loss):
-        ws = model.layer_weights(params)
+        direct = self.direct_feedback(model, params, state)
         trace = model.trace(params, x)
         e = loss.output_error(trace.output, y)
-        direct = [self.feedback.current(ws[l], state[f"D{l}"]) for l in range(1, len(ws))]
         gw, gb, _ = direct_backward(trace, e, direct, model.activations, with_bias=model.with_bias(params),
                                     deltas=False)
         return gw, gb
+
+    def direct_feedback(self, model, params, state) -> list[Tensor]:
+        """The matrices ``D_1^T .. D_{L-1}^T`` the update at this state uses (``kind.current`` of each slot)."""
+        ws = model.layer_weights(params)
+        return [current_feedback(self.feedback, ws[l], state, f"D{l}") for l in range(1, len(ws))]
 
     def feedback_used(self, model, params, state):
         ws = model.layer_weights(params)
         n = len(ws)
         # the matrix actually used (as in layer_updates), not the stored one: they differ for weight-tracking kinds
-        return {n: self.feedback.current(ws[-1], state[f"D{n - 1}"])} if n >= 2 else {}
+        return {n: current_feedback(self.feedback, ws[-1], state, f"D{n - 1}")} if n >= 2 else {}
 
 
 @final
@@ -152,12 +156,12 @@ class FAStar(AbstractLearningRule):
     """
 
     feedback: AbstractFeedback = field(default_factory=Gaussian)
-    name: str = "fa_star"
+    name: ClassVar[str] = "fa_star"
 
     def __post_init__(self) -> None:
         _check_feedback(self.feedback)
 
-    def init(self, model, params, *, generator, feedback=None) -> RuleState:
+    def init(self, model, params, *, generator=None, feedback=None) -> RuleState:
         return FeedbackAlignment(self.feedback).init(model, params, generator=generator, feedback=feedback)
 
     def constrain(self, model, params, state, x, y, loss):

@@ -10,8 +10,10 @@ arXiv:1510.05067, §3; Moskovitz, Litwin-Kumar & Abbott 2018, arXiv:1812.06488; 
 * frSF (fixed random-magnitude sign-concordant): :math:`B = |R|\circ\mathrm{sign}(W)` with ``R`` drawn once (Gaussian,
   ``||R||_F = ||W(0)||_F``) and kept.
 * brSF (batchwise random-magnitude sign-concordant): :math:`B_t = |R_t|\circ\mathrm{sign}(W)` with ``R_t`` redrawn
-  for every mini-batch, i.e. at every call of :meth:`current` (one call per layer per step in the functional route,
-  one per backward pass in ``falab.nn``); ``R_t ~ N(0, s^2)`` iid with ``s`` the RMS of ``W(0)``.
+  for every step (mini-batch); ``R_t ~ N(0, s^2)`` iid with ``s`` the RMS of ``W(0)``. The draw of step ``t`` comes
+  from :func:`~falab.rules.step_generator` ``(seed, t)`` with a per-slot seed held in the rule state (functional
+  route) or in the layer's buffers (``falab.nn``), so it is reproducible and ``feedback_used`` is exactly the matrix
+  the update used.
 
 All three track the sign of the *current* weight, so ``current`` depends on ``W`` (``fixed`` is False) and P000's
 conservation law does not apply. Matrices carry optional leading ensemble dimensions; scales are per member.
@@ -20,13 +22,13 @@ conservation law does not apply. Matrices carry optional leading ensemble dimens
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import final
+from dataclasses import dataclass
+from typing import ClassVar, final
 
 import torch
 from torch import Tensor
 
-from .._checks import check_positive
+from .._checks import check_positive, invalid
 from ._feedback import AbstractFeedback
 
 
@@ -62,13 +64,16 @@ class UniformSignFeedback(_SignFeedback):
         if self.scale is not None:
             check_positive("feedback.scale", self.scale)
 
+    draws: ClassVar[bool] = False
+
     def init(self, weight: Tensor, *, generator: torch.Generator) -> Tensor:
         del generator
         if self.scale is not None:
             return torch.full((*weight.shape[:-2], 1, 1), float(self.scale), dtype=weight.dtype, device=weight.device)
         return _rms(weight)
 
-    def current(self, weight: Tensor, stored: Tensor) -> Tensor:
+    def current(self, weight: Tensor, stored: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        del generator
         return stored * torch.sign(weight.detach())
 
 
@@ -87,34 +92,34 @@ class FixedRandomMagnitudeSignFeedback(_SignFeedback):
         target = _rms(weight) * math.sqrt(weight.shape[-2] * weight.shape[-1])
         return (g * (target / gn)).abs()
 
-    def current(self, weight: Tensor, stored: Tensor) -> Tensor:
+    def current(self, weight: Tensor, stored: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        del generator
         return stored * torch.sign(weight.detach())
 
 
 @final
 @dataclass(frozen=True)
 class BatchRandomMagnitudeSignFeedback(_SignFeedback):
-    r"""brSF: :math:`B_t = |R_t|\circ\mathrm{sign}(W)`, ``R_t ~ N(0, s^2)`` redrawn at every call (Liao et al. 2016).
+    r"""brSF: :math:`B_t = |R_t|\circ\mathrm{sign}(W)`, ``R_t ~ N(0, s^2)`` redrawn at every step (Liao et al. 2016).
 
-    Args:
-        generator: where the per-batch magnitudes come from (``None``: torch's global generator). Not part of the
-            config's identity (excluded from ``==`` and ``repr``).
-
-    Stored state: ``s`` = RMS of ``W(0)``, shape ``(..., 1, 1)``. Each call of :meth:`current` is one mini-batch.
+    No configuration. Stored state: ``s`` = RMS of ``W(0)``, shape ``(..., 1, 1)``; the rule adds a per-slot seed and
+    a step counter to its state, and :meth:`current` draws ``R_t`` from the step's generator
+    (:func:`~falab.rules.step_generator`), so the same ``(seed, step)`` gives the same matrix.
     """
 
-    generator: torch.Generator | None = field(default=None, compare=False, repr=False)
+    draws: ClassVar[bool] = False
+    per_step: ClassVar[bool] = True
 
     def init(self, weight: Tensor, *, generator: torch.Generator) -> Tensor:
         del generator
         return _rms(weight)
 
-    def current(self, weight: Tensor, stored: Tensor) -> Tensor:
+    def current(self, weight: Tensor, stored: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        if generator is None:
+            raise invalid("generator", None, "the step's generator (brSF redraws |R| at every step; the rule state "
+                          "holds its seed and step)")
         w = weight.detach()
-        if self.generator is None:
-            r = torch.randn(w.shape, dtype=w.dtype, device=w.device)
-        else:
-            r = torch.randn(w.shape, generator=self.generator, dtype=w.dtype).to(w.device)
+        r = torch.randn(w.shape, generator=generator, dtype=w.dtype).to(w.device)
         return stored * r.abs() * torch.sign(w)
 
 
