@@ -7,6 +7,7 @@ that other integrators of the papers (P003's modified trapezoidal scheme) plug i
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -158,12 +159,12 @@ def simulate_discrete(
             break
         batch = None
         if batch_size is None:
-            upd = snap.update
+            upd, next_state = snap.update, snap.next_state
         else:
             idx = torch.randperm(n_samples, generator=generator)[:batch_size]
             xb, yb = problem.x[..., idx, :], problem.y[..., idx, :]
             batch = (xb, yb)
-            upd = problem.update(params, xb, yb)
+            upd, next_state = problem.step_update(params, xb, yb)
         # The loop owns params (cloned above, records clone again), so without an on_step observer of the old
         # parameters the scheme may overwrite them.
         stepper = scheme.step if on_step is not None else scheme.step_overwriting
@@ -178,6 +179,8 @@ def simulate_discrete(
             traj.status, traj.message = "diverged", f"non-finite parameters after step {k}"
             return traj
         params = new
+        if next_state is not problem.state:  # the rule's state moved (brSF's step counter): later steps use it
+            problem = dataclasses.replace(problem, state=next_state)
     if stopper is not None:
         traj.set_stops()
     return traj

@@ -43,6 +43,12 @@ class Problem:
                           f"as many samples as x (x has N = {self.x.shape[-2]} rows)")
 
     def update(self, params: Params, x: Tensor | None = None, y: Tensor | None = None) -> Params:
+        """The rule's updates at ``params`` and this problem's state (the flow's field: a pure function of params)."""
+        return self.step_update(params, x, y)[0]
+
+    def step_update(self, params: Params, x: Tensor | None = None,
+                    y: Tensor | None = None) -> tuple[Params, RuleState]:
+        """``rule.update``: the updates and the rule state of the next step (discrete routes carry it)."""
         return self.rule.update(self.model, params, self.state, self.x if x is None else x,
                                 self.y if y is None else y, self.loss)
 
@@ -63,13 +69,21 @@ class Snapshot:
     problem: Problem
     lr: Mapping[str, float] | None = None  # step sizes (discrete routes), None for flows
     _update: Params | None = None
+    _next_state: RuleState | None = None
 
     @property
     def update(self) -> Params:
         """The rule's update at these parameters (computed once, on demand)."""
         if self._update is None:
-            self._update = self.problem.update(self.params)
+            self._update, self._next_state = self.problem.step_update(self.params)
         return self._update
+
+    @property
+    def next_state(self) -> RuleState:
+        """The rule state after a step from this snapshot (computed with :attr:`update`)."""
+        if self._next_state is None:
+            self._update, self._next_state = self.problem.step_update(self.params)
+        return self._next_state
 
 
 Measure = Callable[[Snapshot], Tensor]
