@@ -194,3 +194,11 @@ def test_p003_discrete_recursions_against_claims_reference_numbers():
     np.testing.assert_allclose(th, theory.init11(th[:, 0], ds), atol=1e-14)
     assert th[-1, 0] == pytest.approx(1.5393339588, abs=1e-10)
     assert theory.deep_limit(1.0, ds)[0] == pytest.approx(th[-1, 0], rel=1e-12)
+
+
+def test_py_typed_marker_ships_with_the_package():
+    import tomllib
+
+    assert (SRC / "py.typed").is_file()
+    cfg = tomllib.loads((SRC.parents[1] / "pyproject.toml").read_text())
+    assert "py.typed" in cfg["tool"]["setuptools"]["package-data"]["falab"]
