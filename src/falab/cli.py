@@ -1,4 +1,4 @@
-"""Command line: ``falab run | reproduce | list | bench | train``.
+"""Command line: ``falab run | sweep | plot | reproduce | list | bench | train``.
 
 User mistakes (bad config, unknown paper, bad option value, bad environment variable) print one line
 ``Invalid <name>: <value> (expected ...)`` and exit with code 2, without a traceback and before anything is written to
@@ -118,6 +118,109 @@ def run(
     loss = result.trajectory.metrics.get("loss")
     final = f"; final loss {float(loss[-1].max()):.4g}" if loss else ""
     typer.echo(f"wrote {out}/manifest.json, metrics.csv ({len(result.trajectory.times)} records){final}")
+
+
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="YAML sweep: a base run config plus grid/zip axes (see "
+                                                    "configs/sweeps/)")],
+    out: Annotated[Path, typer.Option("--out", help="sweep directory (sweep.json, cells/<hash>.parquet|json)")] = Path(
+        "results/sweep"),
+    workers: Annotated[int, typer.Option("--workers", help="single-threaded worker processes of the local dask "
+                                                           "cluster")] = 2,
+    scheduler: Annotated[str | None, typer.Option("--scheduler", help="address of a running dask scheduler "
+                                                                      "(tcp://host:8786) instead of a local cluster")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", help="cells per task, run as one ensemble when they differ "
+                                                              "only in seed/init/feedback/noise (default: the sweep "
+                                                              "file's batch, else 1)")] = None,
+    resume_changed: Annotated[bool, typer.Option("--resume-changed", help="reuse a directory made by an earlier "
+                                                                          "version of the sweep file")] = False,
+    allow_large: Annotated[bool, typer.Option("--allow-large", help=ALLOW_LARGE_HELP)] = False,
+) -> None:
+    """Run every cell of a sweep on dask (resumable: a rerun skips finished cells); exit 1 if any cell failed."""
+    _threads()
+    if scheduler is not None and workers != 2:
+        raise invalid("--workers", workers, "no --workers with --scheduler (the cluster has its own workers)")
+    if isinstance(workers, int) and not 1 <= workers <= 256:
+        raise invalid("--workers", workers, "an integer in [1, 256]")
+    if batch is not None and batch < 1:
+        raise invalid("--batch", batch, "an integer >= 1 (cells per task)")
+    out = _checked_out(out, files=("sweep.json",), dirs=("cells",))
+    from .sweeps import load_sweep, run_sweep
+
+    spec = load_sweep(sweep_file, allow_large=allow_large)  # every cell validated before anything runs
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("failed {task.fields[failed]}"), TimeElapsedColumn(), TextColumn("eta"),
+                   TimeRemainingColumn(), console=Console(stderr=True), transient=not sys.stderr.isatty())
+    task = bar.add_task(f"sweep {sweep_file.name}", total=len(spec.cells), failed=0, start=False)
+    failed = [0]
+
+    def on_start(total: int, todo: int) -> None:
+        bar.start()
+        bar.start_task(task)
+        bar.update(task, completed=total - todo)
+
+    def on_done(st: dict[str, object]) -> None:
+        failed[0] += st["status"] != "ok"
+        bar.update(task, advance=1, failed=failed[0])
+
+    try:
+        summary = run_sweep(spec, out, workers=workers, scheduler=scheduler, batch=batch,
+                            resume_changed=resume_changed, on_start=on_start, on_done=on_done)
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(summary.counts.items()))
+    typer.echo(f"{summary.total} cells: {counts} ({summary.skipped} finished before, {summary.ran} run now in "
+               f"{summary.seconds:.1f} s). Wrote {out}/sweep.json and {out}/cells/")
+    if summary.failures:
+        for st in summary.failures[:20]:
+            typer.echo(f"  cell {st['index']} ({st['hash']}): {st['status']}: {st['message']}", err=True)
+        if len(summary.failures) > 20:
+            typer.echo(f"  ... and {len(summary.failures) - 20} more (falab.sweeps.statuses lists them all)", err=True)
+        _fail(f"{len(summary.failures)} of {summary.total} cells failed", 1)
+
+
+@app.command()
+def plot(
+    sweep_dir: Annotated[Path, typer.Argument(help="a directory written by falab sweep")],
+    x: Annotated[str, typer.Option("--x", help="an axis of the sweep, or 'time' for curves")],
+    y: Annotated[str, typer.Option("--y", help="a recorded measure (measure:index for one component, default 0)")],
+    hue: Annotated[str | None, typer.Option("--hue", help="an axis drawn as one line per value")] = None,
+    facet: Annotated[str | None, typer.Option("--facet", help="an axis drawn as one panel per value")] = None,
+    heat: Annotated[str | None, typer.Option("--heat", help="a second axis: heat map of the final measure over "
+                                                            "--x and --heat (mean over the other axes and seeds)")] = None,
+    threshold: Annotated[float | None, typer.Option("--threshold", help="plot the first time the measure is <= this "
+                                                                        "value instead of its final value")] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="PNG file (default SWEEP_DIR/figures/<y>_vs_<x>.png)")] = None,
+) -> None:
+    """Line plots over an axis or over time (mean and range over seeds and members), or heat maps over two axes."""
+    from .plots._sweeps import plot_sweep
+    from .sweeps import load, read_manifest
+
+    manifest = read_manifest(sweep_dir)
+    frame = load(sweep_dir, statuses_of=("ok",))
+    target = out_file
+    if target is None:
+        name = y.replace(":", "_") + f"_vs_{x}" + (f"_{heat}" if heat else "")
+        target = sweep_dir / "figures" / f"{name}.png"
+    parent = check_out_dir(target.parent, "--out directory")
+    from ._io import check_targets
+
+    check_targets(parent, files=[target.name], name="--out")
+    path = plot_sweep(frame, manifest.get("axes", []), x=x, y=y, hue=hue, facet=facet, heat=heat,
+                      threshold=threshold, out=parent / target.name)
+    typer.echo(f"wrote {path}")
 
 
 PAPER_CHOICES = ("P000", "P002", "P003", "P004", "NN")
@@ -291,6 +394,7 @@ KEPT = {
     "train": "--out/runs.json with every run finished before the interrupt (the summary is written at the end)",
     "reproduce": "--out/report.md and claims.json with every experiment finished before the interrupt",
     "bench": "the figures printed above (--json is written at the end)",
+    "sweep": "--out/cells/ with every cell finished before the interrupt (a rerun skips them)",
 }
 _PATH_OPTIONS = ("--out", "--json", "--biotorch-python")
 

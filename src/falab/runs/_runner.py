@@ -397,6 +397,23 @@ def run(config: RunConfig | dict[str, Any], out_dir: str | Path,
         return _execute(cfg, config_json, problem, params0, measures, out, progress)
 
 
+def simulate_config(cfg: RunConfig, problem: Problem, params0: Params, measures: dict[str, Any],
+                    progress: Callable[[float], None] | None = None) -> Trajectory:
+    """The simulation a config asks for (flow or Euler/SGD steps) on a built problem, recording ``measures``; the one
+    route of ``falab run`` and of the cells of ``falab sweep`` (which may pass several cells stacked as one
+    ensemble)."""
+    dyn = cfg.dynamics
+    if dyn.kind == "flow":
+        ts = np.linspace(0.0, dyn.t_end, dyn.n_points).tolist()
+        return simulate_flow(problem, params0, ts, rtol=dyn.rtol, atol=dyn.atol, method=dyn.method,
+                             step_size=dyn.step_size, max_evaluations=dyn.max_evaluations, measures=measures,
+                             keep_params=False, progress=progress)
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    return simulate_discrete(problem, params0, Euler(lr=dyn.lr), dyn.steps, record_every=dyn.record_every,
+                             batch_size=dyn.batch_size, generator=g if dyn.batch_size else None,
+                             measures=measures, keep_params=False, progress=progress)
+
+
 def _execute(cfg: RunConfig, config_json: dict[str, Any], problem: Problem, params0: Params, measures: dict[str, Any],
              out: Path, progress: Callable[[float], None] | None) -> RunResult:
     """The simulation with its outputs, once the directory is ours."""
@@ -407,18 +424,7 @@ def _execute(cfg: RunConfig, config_json: dict[str, Any], problem: Problem, para
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     appender = MetricsAppender(out / "metrics.csv")
     try:
-        recording = appender.wrap(measures)
-        dyn = cfg.dynamics
-        if dyn.kind == "flow":
-            ts = np.linspace(0.0, dyn.t_end, dyn.n_points).tolist()
-            traj = simulate_flow(problem, params0, ts, rtol=dyn.rtol, atol=dyn.atol, method=dyn.method,
-                                 step_size=dyn.step_size, max_evaluations=dyn.max_evaluations, measures=recording,
-                                 keep_params=False, progress=progress)
-        else:
-            g = torch.Generator().manual_seed(cfg.seed + 1)
-            traj = simulate_discrete(problem, params0, Euler(lr=dyn.lr), dyn.steps, record_every=dyn.record_every,
-                                     batch_size=dyn.batch_size, generator=g if dyn.batch_size else None,
-                                     measures=recording, keep_params=False, progress=progress)
+        traj = simulate_config(cfg, problem, params0, appender.wrap(measures), progress)
     finally:
         appender.close()
     manifest.update(status=traj.status, message=traj.message, records=len(traj.times), solver=traj.info)
@@ -436,4 +442,4 @@ def _execute(cfg: RunConfig, config_json: dict[str, Any], problem: Problem, para
 
 
 __all__ = ["run", "RunResult", "build_problem", "load_data", "load_npz", "environment", "git_commit", "write_metrics",
-           "FalabInputError", "OUTPUT_FILES", "MetricsAppender", "metric_columns", "package_versions", "FINISHED"]
+           "FalabInputError", "OUTPUT_FILES", "MetricsAppender", "metric_columns", "package_versions", "FINISHED", "simulate_config"]
