@@ -7,7 +7,7 @@ import torch
 from falab._checks import FalabInputError
 from falab.dynamics import Euler, Problem, simulate_discrete, simulate_flow
 from falab.experiments.p004.runs import LOSS, mf_problem
-from falab.instruments import _p004 as ins
+from falab.instruments import matfac as ins
 from falab.models._matfac import factors, feedback_slot, from_factors, identity_inputs, matrix_factorization
 from falab.theory import _p004 as th
 

@@ -18,7 +18,7 @@ from falab import theory
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "falab"
 PACKAGES = ["falab.functional", "falab.models", "falab.theory", "falab.rules", "falab.dynamics", "falab.instruments",
-            "falab.nn", "falab.runs", "falab.laws", "falab.experiments", "falab.report",
+            "falab.systems", "falab.nn", "falab.runs", "falab.laws", "falab.experiments", "falab.report",
             "falab.bench"]
 PAPER = re.compile(r"\bP00[0-4]\b")
 EQUATION = re.compile(r"(eqs?\.?\s*\(?\d|\(\d+\)|Thm|Theorem|Lemma|Remark|Corollary|Example|Fig\.|App\.|Sec\.|"
@@ -202,3 +202,31 @@ def test_py_typed_marker_ships_with_the_package():
     assert (SRC / "py.typed").is_file()
     cfg = tomllib.loads((SRC.parents[1] / "pyproject.toml").read_text())
     assert "py.typed" in cfg["tool"]["setuptools"]["package-data"]["falab"]
+
+
+# ------------------------------------------------------------------------------------------------- falab.systems
+
+def test_public_system_constructors_realise_the_closed_form_fields():
+    import torch
+
+    from falab.dynamics import vector_field
+    from falab.systems import deep_scalar_system, mf_problem, scalar_params, scalar_system, scalar_thetas
+
+    d, lam = np.array([2.0, 0.5, 1.5]), np.array([3.0, 1.0, -0.5])
+    thetas = np.array([[0.5, 1.5], [-1.0, 0.2], [2.0, -0.7]])
+    field = scalar_thetas(vector_field(scalar_system(d, lam))(scalar_params(thetas)))
+    np.testing.assert_allclose(field, np.stack(theory.scalar_fa_field(thetas[:, 0], thetas[:, 1], d, lam), -1),
+                               rtol=1e-14, atol=1e-15)
+    field = scalar_thetas(vector_field(scalar_system(d, lam, rule="gd"))(scalar_params(thetas)))
+    np.testing.assert_allclose(field, np.stack(theory.scalar_gd_field(thetas[:, 0], thetas[:, 1], lam), -1),
+                               rtol=1e-14, atol=1e-15)
+    ds = (2.0, 2.5, 1.0)
+    th3 = theory.init11(np.array([0.4, -1.1]), ds) + np.array([[0.0, 0.1, -0.2], [0.3, 0.0, 0.1]])
+    field = scalar_thetas(vector_field(deep_scalar_system(ds, [1.0, 2.0]))(scalar_params(th3)))
+    np.testing.assert_allclose(field, theory.deep_dfa_field(th3, ds, np.array([1.0, 2.0])), rtol=1e-14, atol=1e-15)
+    y, z0, w0 = torch.ones(3, 2, dtype=torch.float64), torch.ones(3, 1, dtype=torch.float64), \
+        torch.ones(1, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"^Invalid b: None \(expected the feedback matrix B"):
+        mf_problem("FA", y, z0, w0, None)
+    with pytest.raises(ValueError, match=r"^Invalid rule: 'fa'"):
+        mf_problem("fa", y, z0, w0, None)

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..instruments._stats import Interval, bootstrap_interval, fitted_slope, wilson_interval
+from ..instruments import Interval, bootstrap_interval, fitted_slope, wilson_interval
 from ._catalog import CLAIMS, paper_of
 
 Verdict = Literal["confirmed", "qualified", "refuted", "inconclusive"]

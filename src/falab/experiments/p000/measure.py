@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ... import theory
-from ...instruments._stats import fitted_slope
+from ...instruments import fitted_slope
 from .configs import HOMOGENEOUS, PAPER_READINGS, READINGS, MinNormConfig
 from .runs import Fig1Result, LawsResult, MinNormResult
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ... import instruments as inst
 from ... import theory
-from ...instruments import _p002 as inst
 from . import runs
 from .configs import ARCHS, X_CLS, X_REG, Y_CLS, Y_REG, ClassificationToy, RegressionExtra, RegressionToy
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ... import instruments as inst
 from ... import theory
 from ...dynamics import Euler, Problem, simulate_discrete, simulate_flow
 from ...functional import ExponentialLoss, SquaredLoss
-from ...instruments import _p002 as inst
-from ...models._tensor_nets import (
+from ...models import (
     AbstractTensorNet,
     CircularConvNet,
     DeepMatrixSensing,

@@ -13,11 +13,10 @@ import numpy as np
 import torch
 
 from ... import theory as th
-from ...dynamics import Euler, Problem, simulate_discrete, simulate_flow
-from ...dynamics._modified_trapezoid import ModifiedTrapezoid
+from ...dynamics import Euler, ModifiedTrapezoid, Problem, simulate_discrete, simulate_flow
 from ...functional import SquaredLoss
 from ...models import deep_linear
-from ...rules import FeedbackAlignment
+from ...rules import FeedbackAlignment, Gaussian
 from . import configs as C
 from .systems import (
     DT,
@@ -67,7 +66,7 @@ def _matrix_fa_problem(gen: torch.Generator, d_in: int = 5, h: int = 4, o: int =
     y = x @ torch.randn(d_in, o, generator=gen, dtype=DT) * 0.5
     model = deep_linear((d_in, h, o))
     p0 = model.init_params(gen, scheme="gaussian", std=0.5)
-    rule = FeedbackAlignment()
+    rule = FeedbackAlignment(Gaussian())  # N(0, 1) feedback, named (not the registry default)
     return Problem(model, rule, SquaredLoss("mean"), x, y, rule.init(model, p0, generator=gen)), p0
 
 
@@ -336,7 +335,7 @@ def stationary_limits(seed: int, members: int, t_end: float, tighten: float = 1.
     for h in (2, 4):
         model = deep_linear((d_in, h, o))
         p0 = model.init_params(gen, scheme="gaussian", std=0.1, ensemble=members)
-        rule = FeedbackAlignment()
+        rule = FeedbackAlignment(Gaussian())  # N(0, 1) feedback, named (not the registry default)
         pb = Problem(model, rule, SquaredLoss("mean"), xc, xc @ sxy.T, rule.init(model, p0, generator=gen))
         pf = simulate_flow(pb, p0, [0.0, t_end], rtol=1e-10 * tighten, atol=1e-12 * tighten).final
         resid = sxy - end_to_end(model.layer_weights(pf))
@@ -362,7 +361,7 @@ class Fig2Result:
 
 def _p1(s: AESeed) -> dict[str, float]:
     """Max relative difference between the engine's finite-batch updates (raw rows and covariance rows) and eq. (8)."""
-    from ...instruments._p003 import linear_fa_update
+    from ...instruments import linear_fa_update
     from .systems import autoencoder_problem, covariance_data
 
     out = {}

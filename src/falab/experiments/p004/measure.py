@@ -14,8 +14,8 @@ import torch
 from scipy.integrate import simpson
 
 from ... import theory as th
-from ...instruments import _p004 as ins
-from ...models._matfac import factors
+from ...instruments import matfac as ins
+from ...models import factors
 from .runs import (
     FIG5_VARIANTS,
     Ex1Result,

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ... import theory as th
-from ...instruments import _p004 as ins
-from ...instruments._stats import bootstrap_interval, wilson_interval
+from ...instruments import bootstrap_interval, wilson_interval
+from ...instruments import matfac as ins
 from ...plots import _p004 as plots
 from .._registry import PaperNumber
 from .measure import HIGHLY_NONMONOTONE, PerSeed

@@ -18,35 +18,15 @@ from torch import Tensor
 
 from ... import theory as th
 from ...dynamics import Euler, Problem, Trajectory, simulate_discrete, simulate_flow
-from ...functional import SquaredLoss
-from ...instruments import _p004 as ins
-from ...models._matfac import factors, feedback_slot, from_factors, identity_inputs, matrix_factorization
-from ...rules import Backprop, FAStar, FeedbackAlignment
+from ...instruments import matfac as ins
+from ...models import factors
+from ...systems import MF_LOSS, mf_problem
 from .configs import Ex1Config, FAStarConfig, Fig2Config, Fig5Config, FigFConfig, TheoremConfig
 
-LOSS = SquaredLoss("sum")
+LOSS = MF_LOSS
 RULE_NAMES = ("GD", "FA", "FA*")
 RTOL, ATOL = 1e-10, 1e-12
 Progress = Callable[[str], None]
-
-
-def _rule(name: str):
-    return {"GD": Backprop(), "FA": FeedbackAlignment(), "FA*": FAStar()}[name]
-
-
-def mf_problem(rule: str, y: Tensor, z0: Tensor, w0: Tensor, b: Tensor | None) -> tuple[Problem, dict[str, Tensor]]:
-    """The engine problem of P004's ``rule`` ('GD' | 'FA' | 'FA*') for targets ``Y (..., n, m)``, initial factors
-    ``Z0 (..., n, r)``, ``W0 (..., r, m)`` and feedback ``B (..., m, r)``; returns ``(problem, params0)``."""
-    n, m = y.shape[-2], y.shape[-1]
-    model = matrix_factorization(n, z0.shape[-1], m)
-    params0 = from_factors(z0, w0)
-    rule_obj = _rule(rule)
-    fb: dict[str, Tensor] | None = None
-    if rule != "GD":
-        assert b is not None, "FA and FA* need the feedback B"
-        fb = feedback_slot(b)
-    state = rule_obj.init(model, params0, generator=torch.Generator().manual_seed(0), feedback=fb)
-    return Problem(model, rule_obj, LOSS, identity_inputs(n), y, state), params0
 
 
 def _t(a: np.ndarray | Tensor):

@@ -1,7 +1,7 @@
 r"""P004 instruments (Garg & Vempala; claims.md §1.6, §2.4): residual, alignment, surrogate loss, the FA* identities.
 
 Pure functions of P004's factors ``Z (..., n, r)``, ``W (..., r, m)``, targets ``Y (..., n, m)`` and feedback
-``B (..., m, r)`` (use :func:`falab.models._matfac.factors` to view engine parameters as ``(Z, W)``), plus
+``B (..., m, r)`` (use :func:`falab.models.factors` to view engine parameters as ``(Z, W)``), plus
 :data:`P004_MEASURES`, snapshot measures for a matrix-factorisation :class:`~falab.dynamics.Problem` (``X = I_n``,
 feedback slot ``'B2' = B``). Residual sign as the paper: ``E = Y - Z W``.
 """
@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..dynamics import Snapshot
-from ..models._matfac import factors
+from ..models import factors
 from ._conservation import fa_quantity_matrix
 
 
