@@ -127,7 +127,7 @@ def test_split_is_fixed_and_disjoint_and_selection_uses_validation(tmp_path):
 @pytest.mark.parametrize("bad,match", [
     ({"rules": ["fa", "xfa"]}, r"^Invalid rules\.1: 'xfa' \(expected 'bp', 'fa', 'dfa', 'usf', 'frsf' or 'brsf'\)$"),
     ({"epochs": 0}, r"^Invalid epochs: 0 \(expected greater than or equal to 1\)$"),
-    ({"datasets": ["mnist"]}, r"^Invalid datasets\.0: 'mnist' \(expected 'digits' or 'mnist1d'\)$"),
+    ({"datasets": ["mnist"]}, r"^Invalid datasets\.0: 'mnist' \(expected 'digits', 'mnist1d' or 'pystdlib'\)$"),
     ({"optimizer": {"lr": -1}}, r"^Invalid optimizer\.lr: -1 \(expected greater than 0\)$"),
     ({"unknown_field": 1}, r"^Invalid unknown_field: 1 \(expected one of the fields name, datasets, models, rules, seeds, .*deterministic\)$"),
 ])

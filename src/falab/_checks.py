@@ -11,7 +11,7 @@ import numbers
 import os
 import re
 import reprlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any, get_args
 
 import torch
@@ -306,4 +306,69 @@ def check_finite(name: str, tensor: torch.Tensor) -> torch.Tensor:
 def check_shape(name: str, tensor: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     if tuple(tensor.shape[-len(shape):]) != tuple(shape) if shape else False:
         raise invalid(name, f"shape {tuple(tensor.shape)}", f"trailing shape {tuple(shape)}")
+    return tensor
+
+
+# ------------------------------------------------------------------------------------------------------ shapes
+
+#: ``name -> (trailing shape, meaning)``: the shapes a model expects of its parameters, e.g.
+#: ``{'W1': ((30, 15), '(n_1, n_0)')}``. Leading dimensions (ensemble members) are free but common to all entries.
+ShapeSpec = dict[str, tuple[tuple[int, ...], str]]
+
+
+def _expected_shape(shape: tuple[int, ...], meaning: str, leading: bool) -> str:
+    dims = ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 and not leading else "")
+    text = f"(..., {dims})" if leading else f"({dims})"
+    return f"{text}, i.e. {meaning}" if meaning else text
+
+
+def check_tensor_shape(name: str, tensor: Any, shape: tuple[int, ...], meaning: str = "", *,
+                       leading: bool = True) -> torch.Tensor:
+    """A tensor whose trailing dimensions are ``shape`` (any leading dimensions if ``leading``), else
+    ``Invalid <name> shape: (7, 15) (expected (30, 15), i.e. (n_1, n_0))``."""
+    if not torch.is_tensor(tensor):
+        raise invalid(name, type(tensor).__name__, f"a torch.Tensor of shape {_expected_shape(shape, meaning, leading)}",
+                      quote=False)
+    got = tuple(tensor.shape)
+    ok = got[-len(shape):] == tuple(shape) and len(got) >= len(shape) if shape else True
+    if not ok or (not leading and len(got) != len(shape)):
+        raise invalid(f"{name} shape", got, _expected_shape(shape, meaning, leading and len(got) > len(shape)))
+    return tensor
+
+
+def check_params_shapes(params: Any, spec: ShapeSpec, *, what: str = "params",
+                        optional: Iterable[str] = ()) -> tuple[int, ...]:
+    """Parameters against a model's :data:`ShapeSpec`: exactly the spec's keys (those in ``optional`` may be
+    missing), each tensor's trailing shape as specified, and the same leading (ensemble) dimensions for all.
+    Returns the common leading shape."""
+    if not isinstance(params, Mapping):
+        raise invalid(what, type(params).__name__, "a mapping of parameter names to tensors", quote=False)
+    opt = set(optional)
+    missing = sorted(set(spec) - set(params) - opt)
+    extra = sorted(set(params) - set(spec))
+    if missing or extra:
+        raise invalid(what, sorted(params), "exactly the keys " + ", ".join(sorted(spec)))
+    lead: tuple[int, ...] | None = None
+    first = ""
+    for name, (shape, meaning) in spec.items():
+        if name not in params:
+            continue
+        t = check_tensor_shape(name, params[name], shape, meaning)
+        here = tuple(t.shape[: t.dim() - len(shape)])
+        if lead is None:
+            lead, first = here, name
+        elif here != lead:
+            raise invalid(f"{name} shape", tuple(t.shape),
+                          f"the leading (ensemble) dimensions {lead} of {first}, then {_expected_shape(shape, meaning, False)}")
+    return lead or ()
+
+
+def check_rows(name: str, tensor: Any, width: int, symbol: str) -> torch.Tensor:
+    """Data with samples in rows, ``(..., N, width)``: ``Invalid x shape: (15, 4) (expected (N, 15), i.e. (N, n_0):
+    samples in rows)``."""
+    ok = torch.is_tensor(tensor) and tensor.dim() >= 2 and tensor.shape[-1] == width
+    if not ok:
+        got = tuple(tensor.shape) if torch.is_tensor(tensor) else type(tensor).__name__
+        lead = "..., " if torch.is_tensor(tensor) and tensor.dim() > 2 else ""
+        raise invalid(f"{name} shape", got, f"({lead}N, {width}), i.e. ({lead}N, {symbol}): samples in rows")
     return tensor

@@ -348,8 +348,13 @@ def train(
     config: Annotated[Path, typer.Argument(help="YAML training config for falab.nn (see configs/nn_*.yaml)")],
     out: Annotated[Path, typer.Option("--out", help="result directory")] = Path("results/train"),
     allow_large: Annotated[bool, typer.Option("--allow-large", help=ALLOW_LARGE_HELP)] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="keep the finished runs in --out, run the rest")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace earlier results in --out")] = False,
 ) -> None:
-    """Train real PyTorch models with FA/DFA/sign-symmetry layers on offline data (digits, MNIST-1D)."""
+    """Train real PyTorch models with FA/DFA/sign-symmetry layers on offline data (digits, MNIST-1D, stdlib text).
+
+    Each finished run is written at once (OUT/runs/); a run whose loss becomes non-finite is a failed run (exit 1).
+    A non-empty --out is refused unless --resume or --overwrite; one process writes a directory at a time."""
     _threads()
     try:
         from .nn import load_config, train_from_config
@@ -361,10 +366,11 @@ def train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     cfg = load_config(config)  # validate before the bar appears (bad input: one line, exit 2)
-    out = _checked_out(out, files=tuple(output_files(cfg)))
+    out = _checked_out(out, files=tuple(output_files(cfg)), dirs=("runs",))
     check_train_size(cfg, allow_large=allow_large)
     _warn_size(estimate_memory(cfg)[0])
-    total = len(cfg.datasets) * len(cfg.models) * len(cfg.rules) * len(cfg.seeds)
+    grid = 0 if cfg.tune is None else len(cfg.tune.lr) * len(cfg.tune.momentum or [0]) * len(cfg.tune.seeds)
+    total = len(cfg.datasets) * len(cfg.models) * len(cfg.rules) * (len(cfg.seeds) + grid)
     # The bar starts with the first run, after every check: an error before it stays one line on stderr.
     bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
                    TimeElapsedColumn(), console=Console(stderr=True), transient=True)
@@ -379,19 +385,28 @@ def train(
         bar.update(task, completed=started[0], description=label)
         started[0] += 1
 
+    if resume and overwrite:
+        raise invalid("--resume", "with --overwrite", "one of --resume and --overwrite", quote=False)
     try:
-        train_from_config(cfg, out, progress=progress, allow_large=allow_large)
+        result = train_from_config(cfg, out, progress=progress, allow_large=allow_large, resume=resume,
+                                   overwrite=overwrite)
         bar.update(task, completed=total)
     finally:
         if started[0]:  # stopping a bar that never started prints an empty line
             bar.stop()
     typer.echo(f"wrote {out}")
+    if result["failed"]:
+        for r in result["failed"]:
+            typer.echo(f"failed run {r['dataset']}/{r['model']}/{r['rule']}/seed {r['seed']}"
+                       f"{' (tuning)' if r.get('phase') == 'tune' else ''}: {r['message']}", err=True)
+        _fail(f"{len(result['failed'])} run(s) failed (recorded in {out}/runs.json with status 'failed')", 1)
 
 
 # What an interrupted command leaves in its output directory (the one line printed with exit code 130).
 KEPT = {
     "run": "--out/metrics.csv with the rows recorded so far (manifest.json says status running; --resume reruns it)",
-    "train": "--out/runs.json with every run finished before the interrupt (the summary is written at the end)",
+    "train": "--out/runs.json with every run finished before the interrupt (the summary is written at the end; "
+             "--resume continues)",
     "reproduce": "--out/report.md and claims.json with every experiment finished before the interrupt",
     "bench": "the figures printed above (--json is written at the end)",
     "sweep": "--out/cells/ with every cell finished before the interrupt (a rerun skips them)",

@@ -113,6 +113,7 @@ def simulate_discrete(
     """
     check_positive_int("steps", steps, allow_zero=True)
     check_positive_int("record_every", record_every)
+    problem.model.check_params(params0)  # one Invalid line for a transposed or misplaced parameter
     params = {k: v.detach().clone() for k, v in params0.items()}
     lrs = _step_sizes(scheme.lr, params)
     unit = max(lrs.values()) if time_unit is None else time_unit

@@ -131,6 +131,7 @@ def simulate_flow(
     if chunk_members is not None and (isinstance(chunk_members, bool) or not isinstance(chunk_members, int)
                                       or chunk_members < 1):
         raise invalid("flow.chunk_members", chunk_members, "an integer >= 1, or None for one solver run")
+    problem.model.check_params(params0)  # one Invalid line for a transposed or misplaced parameter
     params0 = {k: v.detach().to(torch.float64).contiguous() for k, v in params0.items()}
     # the solver state is float64, so data and feedback must be too (float32 ones crashed in the first matmul)
     problem = dataclasses.replace(problem, x=problem.x.to(torch.float64), y=problem.y.to(torch.float64),

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._checks import invalid
+from .._checks import check_rows, invalid
 from ..functional import AbstractLoss
 from ..models import AbstractLayeredModel, Params
 from ..rules import AbstractLearningRule, RuleState
@@ -38,6 +38,10 @@ class Problem:
             if not torch.is_tensor(t) or t.dim() < 2:
                 shape = tuple(t.shape) if torch.is_tensor(t) else type(t).__name__
                 raise invalid(f"problem.{name} shape", shape, "(..., N, features): samples in rows, 2 dims or more")
+        io = self.model.io_widths()
+        if io is not None:  # the model's input and output widths (a transposed X failed in the first matmul)
+            check_rows("problem.x", self.x, io[0], "n_0")
+            check_rows("problem.y", self.y, io[1], "n_L")
         if self.x.shape[-2] != self.y.shape[-2]:
             raise invalid("problem.y shape", tuple(self.y.shape),
                           f"as many samples as x (x has N = {self.x.shape[-2]} rows)")

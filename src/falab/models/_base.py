@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .._checks import ShapeSpec, check_params_shapes, check_rows
 from ..functional import AbstractActivation, Trace, forward
 
 Params = dict[str, Tensor]
@@ -44,10 +45,40 @@ class AbstractLayeredModel(abc.ABC):
         """Map updates of the dense layer weights to updates of ``params`` (chain rule: the adjoint of the
         parametrisation). For exact gradients this is exact; for FA it applies the same linear map to FA's updates."""
 
+    def param_shapes(self) -> ShapeSpec:
+        """The parameters' trailing shapes, ``name -> (shape, meaning)`` (leading dimensions: ensemble members).
+        Default: empty (a family that does not declare its shapes is not checked)."""
+        return {}
+
+    def optional_params(self) -> tuple[str, ...]:
+        """Names in :meth:`param_shapes` that may be absent (biases). Default: none."""
+        return ()
+
+    def io_widths(self) -> tuple[int, int] | None:
+        """``(n_0, n_L)``: the input width data rows must have and the output width of targets (None: unknown)."""
+        return None
+
+    def check_params(self, params: Params) -> tuple[int, ...]:
+        """Parameters against :meth:`param_shapes`, one ``Invalid`` line on a mismatch, e.g.
+        ``Invalid W1 shape: (7, 15) (expected (30, 15), i.e. (n_1, n_0))``. Returns the ensemble's leading shape."""
+        spec = self.param_shapes()
+        return check_params_shapes(params, spec, optional=self.optional_params()) if spec else ()
+
+    def check_inputs(self, x: Tensor, name: str = "x") -> Tensor:
+        """Data rows ``x (..., N, n_0)``: the trailing width must be the model's input width."""
+        io = self.io_widths()
+        if io is not None:
+            check_rows(name, x, io[0], "n_0")
+        return x
+
     def trace(self, params: Params, x: Tensor) -> Trace:
         return forward(self.layer_weights(params), self.layer_biases(params), self.activations, x)
 
     def __call__(self, params: Params, x: Tensor) -> Tensor:
+        """The network's output on data rows ``x (..., N, n_0)``, after checking the parameters' and the data's shapes
+        (the rules call :meth:`trace` directly, unchecked, inside flows)."""
+        self.check_params(params)
+        self.check_inputs(x)
         return self.trace(params, x).output
 
     def with_bias(self, params: Params) -> list[bool]:

@@ -67,6 +67,21 @@ class MLP(AbstractLayeredModel):
     def activations(self) -> tuple[AbstractActivation, ...]:
         return self._acts
 
+    def param_shapes(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """``W_l (n_l, n_{l-1})`` and, when present, ``b_l (n_l,)``."""
+        spec: dict[str, tuple[tuple[int, ...], str]] = {}
+        for l in range(1, self.n_layers + 1):
+            spec[f"W{l}"] = ((self.widths[l], self.widths[l - 1]), f"(n_{l}, n_{l - 1})")
+        for l in range(1, self.n_layers + 1):
+            spec[f"b{l}"] = ((self.widths[l],), f"(n_{l},)")
+        return spec
+
+    def optional_params(self) -> tuple[str, ...]:
+        return tuple(f"b{l}" for l in range(1, self.n_layers + 1))
+
+    def io_widths(self) -> tuple[int, int]:
+        return self.widths[0], self.widths[-1]
+
     def weight_names(self) -> list[str]:
         return [f"W{l}" for l in range(1, self.n_layers + 1)]
 

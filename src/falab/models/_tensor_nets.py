@@ -69,6 +69,13 @@ class AbstractTensorNet(AbstractLayeredModel):
     def param_names(self) -> list[str]:
         return [f"v{l}" for l in range(1, self.n_layers + 1)]
 
+    def param_shapes(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """``v_l (k_l,)`` (P002 eq. 3)."""
+        return {f"v{l}": ((k,), f"(k_{l},)") for l, k in enumerate(self.param_sizes, start=1)}
+
+    def io_widths(self) -> tuple[int, int]:
+        return self.input_dim, 1
+
     def layer_weights(self, params: Params) -> list[Tensor]:
         return [self.dense(l, params[f"v{l + 1}"]) for l in range(self.n_layers)]
 
@@ -261,6 +268,13 @@ class DeepMatrixSensing(AbstractLayeredModel):
         g = weight_updates[-1]
         out[f"W{self.depth}"] = g.reshape(*g.shape[:-2], d, d)
         return out
+
+    def param_shapes(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        """``W_l (d, d)`` (P002 eq. 13)."""
+        return {f"W{l}": ((self.d, self.d), "(d, d)") for l in range(1, self.depth + 1)}
+
+    def io_widths(self) -> tuple[int, int]:
+        return self.d * self.d, 1
 
     def product(self, params: Params) -> Tensor:
         """``W_1 W_2 .. W_L``."""

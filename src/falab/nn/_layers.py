@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import FalabInputError, invalid
+from .._checks import FalabInputError, check_tensor_shape, invalid
 from ..functional import feedback_signal, linear_backward
 from ..functional._conv_backward import conv_backward
 from ..rules import AbstractFeedback, ScaledLikeWeight, step_generator
@@ -88,6 +88,15 @@ class FeedbackLayer(_ModuleBase):
     _book: _Book
     _fixed: bool
     _generator: torch.Generator
+
+    def set_feedback(self, matrix: Tensor) -> None:
+        """Replace the stored feedback matrix by ``matrix`` (copied in place, so optimisers and hooks keep the buffer),
+        which must have the stored buffer's shape: ``Invalid FALinear.feedback shape: (15, 30) (expected (30, 15), ...)``
+        instead of a bare matmul error in the backward pass."""
+        check_tensor_shape(f"{type(self).__name__}.feedback", matrix, tuple(self.feedback.shape),
+                           "the shape of the stored feedback", leading=False)
+        with torch.no_grad():
+            self.feedback.copy_(matrix)
 
     def _init_bookkeeping(self, kind: AbstractFeedback, rule_name: str, generator: torch.Generator | None) -> None:
         self.feedback_kind = kind
