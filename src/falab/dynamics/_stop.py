@@ -32,7 +32,7 @@ class Event:
     non-positive, ``0`` both. A ``terminal`` event ends the run (a per-member terminal event ends its member) at the
     crossing; non-terminal events are only recorded (``trajectory.events``).
 
-    Example:
+    Examples:
         >>> ev = Event(lambda t, p: float(p["W1"].sum()), terminal=True, direction=-1, name="W1 sum hits 0")
         >>> ev.terminal
         True

@@ -43,7 +43,18 @@ class AbstractLoss(abc.ABC):
 @final
 @dataclass(frozen=True)
 class SquaredLoss(AbstractLoss):
-    r"""Squared loss :math:`L = c\sum_i \tfrac12\|f_i - y_i\|^2`, output error :math:`c\,(f - y)`."""
+    r"""Squared loss :math:`L = c\sum_i \tfrac12\|f_i - y_i\|^2`, output error :math:`c\,(f - y)`.
+
+    ``c = 1/N`` for ``reduction="mean"`` (N samples, the rows), 1 for ``"sum"``.
+
+    Examples:
+        >>> import torch
+        >>> f, y = torch.tensor([[1.0], [3.0]]), torch.tensor([[0.0], [1.0]])
+        >>> SquaredLoss("mean").value(f, y).item(), SquaredLoss("sum").value(f, y).item()
+        (1.25, 2.5)
+        >>> SquaredLoss("mean").output_error(f, y).tolist()        # dL/df
+        [[0.5], [1.0]]
+    """
 
     reduction: Reduction = "mean"
     name: str = "squared"

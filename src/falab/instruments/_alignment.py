@@ -12,7 +12,19 @@ from ..rules import Backprop
 
 
 def angle_degrees(a: Tensor, b: Tensor) -> Tensor:
-    r"""Angle :math:`\arccos(\langle a,b\rangle/(\|a\|\|b\|))` in degrees over the last two dims (``(...)``)."""
+    r"""Angle :math:`\arccos(\langle a,b\rangle/(\|a\|\|b\|))` in degrees over the last two dims (``(...)``).
+
+    Examples:
+        >>> import torch
+        >>> w = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+        >>> round(angle_degrees(w, torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)).item(), 9)
+        90.0
+        >>> [round(a, 4) for a in angle_degrees(torch.stack([w, -w]), w).tolist()]   # one angle per ensemble member
+        [0.0, 180.0]
+
+        The arccos of a rounded cosine: within about 1e-6 degrees of 0 or 180 an angle is rounding
+        (``angle_degrees(w, 2 * w)`` gives 1.2e-6 here).
+    """
     num = (a * b).sum(dim=(-2, -1))
     den = torch.linalg.matrix_norm(a) * torch.linalg.matrix_norm(b)
     cos = torch.clamp(num / den, -1.0, 1.0)
@@ -50,5 +62,12 @@ def end_to_end(weights: list[Tensor]) -> Tensor:
 
 
 def relative_distance(a: Tensor, ref: Tensor) -> Tensor:
-    """``||a - ref||_F / ||ref||_F`` over the last two dims."""
+    """``||a - ref||_F / ||ref||_F`` over the last two dims.
+
+    Examples:
+        >>> import torch
+        >>> ref = torch.ones(3, 1, dtype=torch.float64)
+        >>> relative_distance(1.5 * ref, ref).item()
+        0.5
+    """
     return torch.linalg.matrix_norm(a - ref) / torch.linalg.matrix_norm(ref)

@@ -34,6 +34,12 @@ def fa_quantity(
     ``feedback[l]`` is the matrix used in place of ``W_l`` (1-based l, weight shape). Returns ``(..., L-1)``.
     Conserved along the FA flow when phi_i is positively 1-homogeneous; Euler adds exactly
     :math:`\tfrac12\eta^2\|G_i\|^2` per step (claims.md §4.1.1).
+
+    Examples:
+        >>> import torch
+        >>> w1, w2 = torch.ones(2, 3, dtype=torch.float64), torch.ones(1, 2, dtype=torch.float64)
+        >>> fa_quantity([w1, w2], {2: 0.5 * w2}).tolist()         # 0.5 * 6 - <W2, B2> = 3 - 1
+        [2.0]
     """
     biases = biases or [None] * len(weights)
     qs = [0.5 * (_sq(weights[i]) + _bias_sq(biases[i], weights[i])) - _inner(weights[i + 1], feedback[i + 2])

@@ -12,7 +12,15 @@ import numpy as np
 
 
 def min_norm_solution(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    r"""P000 Thm 5.2 limit: :math:`w_\infty = X^+ y = X^T (X X^T)^{-1} y` (minimum-norm interpolant, n < d)."""
+    r"""P000 Thm 5.2 limit: :math:`w_\infty = X^+ y = X^T (X X^T)^{-1} y` (minimum-norm interpolant, n < d).
+
+    Examples:
+        >>> import numpy as np
+        >>> x, y = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]]), np.array([[2.0], [2.0]])
+        >>> w = min_norm_solution(x, y)
+        >>> w.ravel().round(6).tolist(), bool(np.allclose(x @ w, y))
+        ([0.666667, 1.333333, 0.666667], True)
+    """
     return np.linalg.pinv(np.asarray(x, dtype=float)) @ np.asarray(y, dtype=float)
 
 

@@ -285,7 +285,14 @@ def _min_transformed_l1(x: np.ndarray, y: np.ndarray, f: np.ndarray, *, margin: 
 
 
 def min_l1_interpolator(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """P002 Corollary 5 / Remark 4 (alpha -> 0, diagonal nets): ``argmin ||z||_1 s.t. X z = y`` (scipy HiGHS LP)."""
+    """P002 Corollary 5 / Remark 4 (alpha -> 0, diagonal nets): ``argmin ||z||_1 s.t. X z = y`` (scipy HiGHS LP).
+
+    Examples:
+        >>> import numpy as np
+        >>> z = min_l1_interpolator(np.array([[1.0, 2.0, 0.0]]), np.array([2.0]))   # sparsest: all weight on x_2
+        >>> (z.round(9) + 0.0).tolist()
+        [0.0, 1.0, 0.0]
+    """
     d = np.atleast_2d(x).shape[1]
     return _min_transformed_l1(x, y, np.eye(d), margin=False)
 

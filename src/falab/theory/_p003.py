@@ -47,6 +47,11 @@ def k0_limit(d: float, lam: float) -> Limit:
 
     The exponent of the bound is garbled in the extraction; :math:`\tfrac32(2d\lambda)^{2/3}` is the linearisation of
     (13) at the root (claims.md P003-T2, RECON).
+
+    Examples:
+        >>> lim = k0_limit(2.0, 3.0)           # d = 2, lambda = 3: r^3 = 2 d lambda = 12, the product tends to lambda
+        >>> round(lim.theta1 ** 3, 12), round(lim.product, 12)
+        (12.0, 3.0)
     """
     r = k0_root(d, lam)
     return Limit(r, r * r / (2.0 * d), 1.5 * r * r)
@@ -78,6 +83,12 @@ def vanishing_time(theta0: float, d: float, lam: float) -> float:
     :math:`\frac{1}{3r^2}\mathrm{log1p}\frac{-3r\theta_0}{\theta_0^2 + r\theta_0 + r^2}
     + \frac{2}{\sqrt3 r^2}\,\mathrm{atan2}(-\sqrt3\theta_0,\ 2r + \theta_0)` (the printed terms cancel as
     :math:`\theta_0 \to 0^-`, where :math:`T_0 \to 0`; the atan2 difference identity also covers :math:`\theta_0 < -2r`).
+
+    Examples:
+        >>> round(vanishing_time(-1.0, 2.0, 3.0), 10)
+        0.1633507224
+        >>> round(vanishing_time_limit(2.0, 3.0), 7)      # theta0 -> -infinity, eq. (17)
+        0.461396
     """
     if not theta0 < 0:
         raise ValueError(f"Invalid theta0: {theta0} (expected a number < 0; the product only vanishes from below)")

@@ -57,6 +57,12 @@ def lemma1_projection(y: np.ndarray, b: np.ndarray) -> np.ndarray:
     Computed with an orthonormal basis of ``col(YB)`` (numerically stabler than the pseudo-inverse form); directions
     of ``YB`` below ``1e-10 ||Y||_2 ||B||_2`` are rounding (e.g. ``B`` orthogonal to the row space of ``Y``, where
     ``YB = 0`` and the projection is 0).
+
+    Examples:
+        >>> import numpy as np
+        >>> y, b = np.diag([3.0, 2.0, 1.0]), np.array([[1.0], [0.0], [0.0]])
+        >>> (lemma1_projection(y, b).round(12) + 0.0).tolist()     # FA keeps only the direction B selects
+        [[3.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
     """
     q = _range_basis(y @ b, float(np.linalg.norm(y, 2) * np.linalg.norm(b, 2)))
     return q @ (q.T @ y)
