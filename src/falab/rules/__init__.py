@@ -29,7 +29,6 @@ Examples:
 
 from ._base import STEP_KEY, AbstractLearningRule, RuleState, advance_state
 from ._feedback import (
-    FEEDBACK_KINDS,
     AbstractFeedback,
     CopyOfWeight,
     Gaussian,
@@ -44,12 +43,9 @@ from ._sign_symmetry import (
     UniformSignFeedback,
 )
 
-# Sign-symmetry feedback tracks sign(W) (Liao et al. 2016); registered here because _feedback must not import it.
-FEEDBACK_KINDS.update(usf=UniformSignFeedback, frsf=FixedRandomMagnitudeSignFeedback, brsf=BatchRandomMagnitudeSignFeedback)
-
 __all__ = [
     "AbstractLearningRule", "RuleState", "STEP_KEY", "advance_state", "step_generator",
-    "FEEDBACK_KINDS", "AbstractFeedback", "CopyOfWeight", "Gaussian", "ScaledLikeWeight", "Uniform",
+    "AbstractFeedback", "CopyOfWeight", "Gaussian", "ScaledLikeWeight", "Uniform",
     "UniformSignFeedback", "FixedRandomMagnitudeSignFeedback", "BatchRandomMagnitudeSignFeedback",
     "RULES", "Backprop", "DirectFeedbackAlignment", "FAStar", "FeedbackAlignment",
 ]

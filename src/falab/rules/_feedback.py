@@ -110,11 +110,3 @@ class CopyOfWeight(AbstractFeedback):
     def init(self, weight: Tensor, *, generator: torch.Generator) -> Tensor:
         del generator
         return weight.detach().clone()
-
-
-FEEDBACK_KINDS: dict[str, type[AbstractFeedback]] = {
-    "gaussian": Gaussian,
-    "uniform": Uniform,
-    "scaled_like_weight": ScaledLikeWeight,
-    "copy_of_weight": CopyOfWeight,
-}
