@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -180,7 +180,3 @@ class AlignmentMonitor:
         import pandas as pd  # type: ignore[import-untyped]  # pandas ships no types and pandas-stubs is not installed
 
         return pd.DataFrame(self.rows)
-
-
-def alignment_dict(model: nn.Module) -> list[dict[str, Any]]:
-    return [asdict(a) for a in layer_alignment(model)]
