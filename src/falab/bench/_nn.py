@@ -2,7 +2,9 @@
 own venv by ``_peer.py``, see :mod:`falab.bench`).
 
 One training step = forward, cross-entropy, ``loss.backward()``, ``SGD.step()``, ``zero_grad``; float32 on CPU.
-Models: MLP 784-1000-1000-10 (batch 128) and a LeNet-5-like CNN on 1x28x28 (batch 64). Times are CPU time of
+Models: MLP 784-1000-1000-10 (batch 128), a LeNet-5-like CNN on 1x28x28 (batch 64) and a transformer (the
+sequence classifier of ``falab train``: 40 tokens, width 64, 4 heads, 2 pre-norm encoder layers with MLP width 128,
+batch 64), whose attention projections ``convert`` turns into FA / DFA linears. Times are CPU time of
 the process (``time.process_time``: on a shared machine, time spent descheduled is not charged to the step), median
 over many blocks of two steps; the ratios divide a rule's time by native BP's, measured in the same run and
 interleaved (BP, FA, DFA, BP, ...) so that drifts of the machine affect every variant alike. The thread count is chosen by measuring native BP at
@@ -33,6 +35,12 @@ def _lenet() -> nn.Module:
         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
         nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
     )
+
+
+def _transformer() -> nn.Module:
+    from ..nn._train import SeqTransformer, TransformerConfig
+
+    return SeqTransformer(40, 10, TransformerConfig(d_model=64, heads=4, layers=2, ff=128))
 
 
 def _stepper(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
@@ -74,11 +82,13 @@ def _choose_threads(x: torch.Tensor, y: torch.Tensor) -> int:
 
 def run_nn_bench(repeats: int = 40, *, threads: int | None = None, quick: bool = False,
                  echo: Callable[[str], None] | None = None) -> dict[str, float]:
-    """Ratios ``step time(rule) / step time(native BP)`` for the MLP and the CNN; see the module docstring.
+    """Ratios ``step time(rule) / step time(native BP)`` for the MLP, the CNN and the transformer; see the module
+    docstring.
 
     ``quick`` uses 10 repeats; ``echo`` receives one progress line per model.
 
     Keys: ``nn_fa_over_bp_mlp``, ``nn_dfa_over_bp_mlp``, ``nn_fa_over_bp_cnn``, ``nn_dfa_over_bp_cnn``,
+    ``nn_fa_over_bp_transformer``, ``nn_dfa_over_bp_transformer``,
     ``fa_over_bp_step`` (= the MLP FA ratio), ``nn_bench_threads`` and the BP step times in ms.
     """
     if quick:
@@ -88,6 +98,7 @@ def run_nn_bench(repeats: int = 40, *, threads: int | None = None, quick: bool =
     data = {
         "mlp": (torch.randn(128, 784, generator=g), torch.randint(0, 10, (128,), generator=g), _mlp),
         "cnn": (torch.randn(64, 1, 28, 28, generator=g), torch.randint(0, 10, (64,), generator=g), _lenet),
+        "transformer": (torch.randn(64, 40, generator=g), torch.randint(0, 10, (64,), generator=g), _transformer),
     }
     try:
         n_threads = threads if threads is not None else _choose_threads(data["mlp"][0], data["mlp"][1])
