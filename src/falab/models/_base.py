@@ -10,7 +10,8 @@ That is how one implementation of each rule serves every family.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -58,11 +59,39 @@ class AbstractLayeredModel(abc.ABC):
         """``(n_0, n_L)``: the input width data rows must have and the output width of targets (None: unknown)."""
         return None
 
-    def check_params(self, params: Params) -> tuple[int, ...]:
+    @functools.cached_property
+    def _shape_spec(self) -> tuple[ShapeSpec, tuple[str, ...], dict[str, tuple[int, ...]]]:
+        spec = self.param_shapes()  # models are frozen: computed once per model
+        return spec, self.optional_params(), {name: shape for name, (shape, _) in spec.items()}
+
+    def check_params(self, params: Params) -> None:
         """Parameters against :meth:`param_shapes`, one ``Invalid`` line on a mismatch, e.g.
-        ``Invalid W1 shape: (7, 15) (expected (30, 15), i.e. (n_1, n_0))``. Returns the ensemble's leading shape."""
-        spec = self.param_shapes()
-        return check_params_shapes(params, spec, optional=self.optional_params()) if spec else ()
+        ``Invalid W1 shape: (7, 15) (expected (30, 15), i.e. (n_1, n_0))``."""
+        spec, optional, shapes = self._shape_spec
+        if not spec:
+            return
+        if not isinstance(params, Mapping):
+            check_params_shapes(params, spec, optional=optional)
+        # fast path (a forward pass checks every call): exact keys, trailing shapes, one leading shape
+        lead = None
+        ok = all(k in shapes for k in params)
+        for name, shape in shapes.items():
+            if not ok:
+                break
+            t = params.get(name)
+            if t is None:
+                ok = name in optional
+                continue
+            ts = getattr(t, "shape", None)
+            n = len(shape)
+            if ts is None or len(ts) < n or tuple(ts[len(ts) - n:]) != shape:
+                ok = False
+            elif lead is None:
+                lead = ts[: len(ts) - n]
+            else:
+                ok = ts[: len(ts) - n] == lead
+        if not ok:
+            check_params_shapes(params, spec, optional=optional)
 
     def check_inputs(self, x: Tensor, name: str = "x") -> Tensor:
         """Data rows ``x (..., N, n_0)``: the trailing width must be the model's input width."""
