@@ -16,10 +16,12 @@ import torch
 
 from .._checks import check_choice, check_positive, invalid
 from ..models import Params
+from ._piecewise import PatternSwitcher, piecewise_linear
 from ._problem import Measure, Problem, Snapshot, StopInfo, Trajectory
 from ._stop import Conditions, Event, EventFn, Stop
 
 METHODS = ("DOP853", "RK45", "Radau", "LSODA", "BDF", "RK23")
+ROUTES = ("events",)  # falab's own routes on top of scipy (see simulate_flow's ``method``)
 CHUNK_MEMBERS = 128  # default member chunk of an ensemble flow (measured fastest, see simulate_flow)
 
 
@@ -58,13 +60,14 @@ def simulate_flow(
     *,
     rtol: float = 1e-10,
     atol: float = 1e-12,
-    method: str = "DOP853",
+    method: str | None = None,
     step_size: float | None = None,
     max_evaluations: int = 2_000_000,
     measures: Mapping[str, Measure] | None = None,
     keep_params: bool = True,
     events: Sequence[Event | EventFn] | None = None,
     stop: Stop | None = None,
+    sliding: str = "filippov",
     max_step: float = np.inf,
     chunk_members: int | None = CHUNK_MEMBERS,
     progress: Callable[[float], None] | None = None,
@@ -78,10 +81,12 @@ def simulate_flow(
 
     Other arguments (keyword-only):
         rtol, atol: tolerances of the adaptive solver (tight defaults 1e-10 / 1e-12).
-        method: a scipy ``solve_ivp`` method (``DOP853`` default, ``RK45``, ``Radau``, ...) stepped by falab so that
-            every output time reached is recorded even if a later step fails; or ``'rk4'``, torchdiffeq's fixed-step
-            RK4 with ``step_size`` — the honest choice for ReLU networks, whose vector field is discontinuous where a
-            pre-activation crosses 0 (adaptive solvers can stall there in a sliding mode).
+        method: a scipy ``solve_ivp`` method (``DOP853``, ``RK45``, ``Radau``, ...) stepped by falab so that
+            every output time reached is recorded even if a later step fails; ``'events'``, the piecewise-smooth
+            route for ReLU / leaky-ReLU MLPs (DOP853 on the current activation pattern, every switch of a
+            pre-activation's sign located on the dense output and the solver restarted there; see
+            :mod:`falab.dynamics._piecewise`); or ``'rk4'``, torchdiffeq's fixed-step RK4 with ``step_size`` (first
+            order at ReLU kinks). Default (None): ``'events'`` for piecewise-linear activations, else ``DOP853``.
         max_evaluations: budget of vector-field evaluations; when exhausted the run stops with
             ``status = 'stalled'`` and keeps what it recorded.
         measures: name -> function of a :class:`Snapshot`, evaluated at every output time.
@@ -89,6 +94,10 @@ def simulate_flow(
         events: functions ``g(t, params)`` or :class:`Event` objects; zero crossings of the non-terminal ones are
             located (scipy methods) and returned in ``trajectory.events`` (one array of times per event); terminal
             events stop the run (or their member) like ``stop.events``.
+        sliding: what the ``'events'`` route does in a Filippov sliding mode (a pre-activation whose field points into
+            0 from both sides): ``'filippov'`` integrates the motion on the switching surface (equivalent control),
+            ``'stop'`` stops the member there with ``StopInfo(reason='sliding')`` (time, layer, unit, sample) and
+            the trajectory's ``status = 'sliding'``.
         stop: a :class:`Stop` (loss <= target, update norm <= tolerance, terminal events): the run stops at the
             located crossing time, records the state there last and sets ``trajectory.stop``
             (:class:`StopInfo`: time, reason, member). In an ensemble each member stops on its own (frozen at its
@@ -108,7 +117,10 @@ def simulate_flow(
 
     A non-finite state or loss ends the run with ``status = 'diverged'``; the times already reached are kept.
     """
-    check_choice("flow.method", method, (*METHODS, "rk4"))
+    if method is None:
+        method = "events" if piecewise_linear(problem) else "DOP853"
+    check_choice("flow.method", method, (*METHODS, *ROUTES, "rk4"))
+    check_choice("flow.sliding", sliding, ("filippov", "stop"))
     check_positive("flow.rtol", rtol)
     check_positive("flow.atol", atol)
     ts = [float(t) for t in ts]
@@ -161,28 +173,58 @@ def simulate_flow(
             progress(t / ts[-1])
         return True
 
-    def rhs(t: float, vec: np.ndarray) -> np.ndarray:
+    def field_of(prob: Problem, vec: np.ndarray) -> np.ndarray:
         """``-update(constrain(theta))`` as one flat vector (what :func:`vector_field` computes, negated after packing:
         one numpy pass instead of one tensor op per parameter)."""
-        del t
         counter["nfev"] += 1
-        upd = problem.update(problem.constrain(flat.unpack(vec)))
+        upd = prob.update(prob.constrain(flat.unpack(vec)))
         out = np.concatenate([upd[n].reshape(-1).numpy() if n in upd else np.zeros(size)
                               for n, size in zip(flat.names, flat.sizes)])
         return np.negative(out, out=out)
+
+    switcher = None
+    if method == "events":
+        switcher = PatternSwitcher(problem, lambda v: problem.constrain(flat.unpack(v.copy())),
+                                   lambda v: flat.unpack(v.copy()), problem.loss_value(params0).dim(), field_of,
+                                   sliding)
+
+    def rhs(t: float, vec: np.ndarray) -> np.ndarray:
+        del t
+        return field_of(problem, vec) if switcher is None else switcher.field(vec)
 
     y0 = flat.pack(params0)
     if method == "rk4":
         assert step_size is not None  # checked on entry: rk4 needs a step > 0
         _fixed_step_rk4(rhs, y0, ts, step_size, record)
     else:
-        conds = Conditions.build(problem, params0, stop, terminal) if has_stop else None
-        _adaptive(rhs, y0, ts, method, rtol, atol, max_step, max_evaluations, counter, record, traj, events, flat,
-                  problem, conds)
+        conds = Conditions.build(problem, params0, stop, terminal) if has_stop or switcher is not None else None
+        if switcher is not None:
+            if conds is None:
+                conds = Conditions.build(problem, params0, Stop(), [Event(_never, terminal=True, name="none")])
+            switcher.set_pattern(y0)
+        _adaptive(rhs, y0, ts, "DOP853" if method == "events" else method, rtol, atol, max_step, max_evaluations,
+                  counter, record, traj, events, flat, problem, conds, switcher=switcher)
     traj.info.update(nfev=counter["nfev"], solver=method, rtol=rtol, atol=atol, step_size=step_size)
+    if switcher is not None:
+        traj.info.update(switches=switcher.switches, switch_times=switcher.switch_times[:10_000],
+                         sliding_entries=switcher.sliding_entries, sliding=sliding,
+                         integrator="DOP853 restarted at each activation-pattern switch")
+        slid = [s for s in traj.stops if s.reason == "sliding"]
+        if slid and traj.status == "ok":
+            traj.status = "sliding"
+            traj.message = (f"{len(slid)} sliding mode(s), first at t = {slid[0].time:.6g}"
+                            + ("" if slid[0].member is None else f" (member {slid[0].member})")
+                            + f": {slid[0].detail}")
+        has_stop = True
     if has_stop:
         traj.set_stops()
     return traj
+
+
+def _never(t: float, params: Params) -> float:
+    """A terminal event that never fires (gives the events route its per-member freezing machinery)."""
+    del t, params
+    return 1.0
 
 
 def _ensemble_size(problem: Problem, params: Params) -> int | None:
@@ -271,12 +313,14 @@ def _fixed_step_rk4(rhs, y0: np.ndarray, ts: list[float], step_size: float, reco
 
 
 def _adaptive(rhs, y0, ts, method, rtol, atol, max_step, max_evaluations, counter, record, traj, events, flat,
-              problem, conds: Conditions | None = None, jac=None) -> None:
+              problem, conds: Conditions | None = None, jac=None, switcher: PatternSwitcher | None = None) -> None:
     """Step a scipy solver ourselves (as solve_ivp does) so that output times are recorded as they are passed.
 
     With stop conditions (``conds``), each accepted step is checked for a crossing; its time is located by root finding
     on the step's dense output. A stopping ensemble member is frozen at its located state (its field set to zero) and
     the solver restarted from the end of the step; the run ends when every member (or the single network) stopped.
+    With a ``switcher`` (method 'events'), a step that crosses an activation-pattern switch is cut at the located
+    switch time, the pattern switched and the solver restarted there (first step = the last accepted step size).
     """
     from scipy.integrate._ivp.ivp import METHODS as SCIPY_METHODS
 
@@ -290,8 +334,10 @@ def _adaptive(rhs, y0, ts, method, rtol, atol, max_step, max_evaluations, counte
             out[frozen] = 0.0
         return out
 
-    def start(t0: float, y: np.ndarray):
-        kw = {} if jac is None else {"jac": jac}
+    def start(t0: float, y: np.ndarray, first_step: float | None = None):
+        kw: dict = {} if jac is None else {"jac": jac}
+        if first_step is not None and 0 < first_step < ts[-1] - t0:
+            kw["first_step"] = first_step
         return SCIPY_METHODS[method](f, t0, y, ts[-1], rtol=rtol, atol=atol, max_step=max_step, **kw)
 
     solver = start(0.0, y0)
@@ -347,20 +393,27 @@ def _adaptive(rhs, y0, ts, method, rtol, atol, max_step, max_evaluations, counte
             traj.status, traj.message = "diverged", f"solver failed after t = {reached:.6g}: {msg}"
             return
         dense = None
-        if ev_fns:
+        t_hi, y_hi = solver.t, solver.y  # the end of the accepted piece (a switch cuts the step short)
+        switch_at = None
+        if switcher is not None:
             dense = solver.dense_output()
+            tc = switcher.locate(dense, solver.t_old, solver.t, solver.y)
+            if tc is not None:
+                t_hi, y_hi, switch_at = tc, dense(tc), tc
+        if ev_fns:
+            dense = dense or solver.dense_output()
             for j, g in enumerate(ev_fns):
-                now = g(solver.t, solver.y)
+                now = g(t_hi, y_hi)
                 if np.sign(now) != np.sign(ev_prev[j]) and ev_prev[j] != 0.0:
                     from scipy.optimize import brentq
 
-                    ev_times[j].append(brentq(lambda s, g=g, dense=dense: g(s, dense(s)), solver.t_old, solver.t, xtol=1e-14,
+                    ev_times[j].append(brentq(lambda s, g=g, dense=dense: g(s, dense(s)), solver.t_old, t_hi, xtol=1e-14,
                                               rtol=4 * np.finfo(float).eps))
                 ev_prev[j] = now
         t_end_run = np.inf
         restart = False
         if conds is not None:
-            now_c = cond_values(solver.t, solver.y)
+            now_c = cond_values(t_hi, y_hi)
             hit = conds.met(cond_prev, now_c)
             active = np.isinf(stop_time)
             hit &= active[None, :]
@@ -369,17 +422,17 @@ def _adaptive(rhs, y0, ts, method, rtol, atol, max_step, max_evaluations, counte
                 t_old = solver.t_old
                 assert cond_prev is not None  # set at the start
                 ended = _stop_members(conds, hit, cond_prev, t_old, traj, stop_time, frozen, frozen_vals, member_of,
-                                      dense, lambda s, d=dense: cond_values(s, d(s)), solver.t, now_c)
+                                      dense, lambda s, d=dense: cond_values(s, d(s)), t_hi, now_c)
                 if ended:
-                    t_end_run = float(traj.stop.time) if traj.stop is not None else solver.t
+                    t_end_run = float(traj.stop.time) if traj.stop is not None else t_hi
                 else:
                     restart = True
             cond_prev = now_c
-        t_reach = min(solver.t, t_end_run)
+        t_reach = min(t_hi, t_end_run)
         while i < len(ts) and ts[i] <= t_reach:
             if dense is None:
                 dense = solver.dense_output()
-            y = solver.y if ts[i] == solver.t else dense(ts[i])
+            y = y_hi if ts[i] == t_hi else dense(ts[i])
             if not record(i, ts[i], at(ts[i], y)):
                 return
             i += 1
@@ -388,9 +441,24 @@ def _adaptive(rhs, y0, ts, method, rtol, atol, max_step, max_evaluations, counte
                 assert dense is not None
                 _final_record(i, ts, t_end_run, at(t_end_run, dense(t_end_run)), record)
             break
+        if switch_at is not None:
+            assert switcher is not None and conds is not None
+            y_now = at(t_hi, y_hi)
+            h_last = solver.step_size
+            slid = switcher.switch(y_now, t_hi)
+            if slid:
+                ended = _slide(conds, slid, t_hi, y_now, traj, stop_time, frozen, frozen_vals, member_of)
+                if ended:
+                    if not traj.times or traj.times[-1] != t_hi:
+                        _final_record(i, ts, t_hi, at(t_hi, y_now), record)
+                    break
+                y_now = at(t_hi, y_now)
+            solver = start(t_hi, y_now, h_last)
+            cond_prev = cond_values(t_hi, y_now)
+            continue
         if restart:
             y_now = at(solver.t, solver.y)
-            solver = start(solver.t, y_now)
+            solver = start(solver.t, y_now, solver.step_size)
             cond_prev = cond_values(solver.t, y_now)
             continue
         if solver.status == "finished" and i < len(ts):
@@ -438,19 +506,43 @@ def _stop_members(conds: Conditions, hit: np.ndarray, prev: np.ndarray, t_old: f
         m = min(located, key=lambda j: located[j][0])
         tc, c = located[m]
         reason, detail, _ = conds.labels[c]
-        traj.stop = StopInfo(time=tc, reason=reason, member=None if single else m, detail=detail)
+        traj.stop = StopInfo(time=float(tc), reason=reason, member=None if single else m, detail=detail)
         traj.stops.append(traj.stop)
         stop_time[:] = tc
         return True
     assert member_of is not None
     for m, (tc, c) in sorted(located.items(), key=lambda kv: kv[1][0]):
         reason, detail, _ = conds.labels[c]
-        info = StopInfo(time=tc, reason=reason, member=m, detail=detail)
+        info = StopInfo(time=float(tc), reason=reason, member=m, detail=detail)
         traj.stops.append(info)
         stop_time[m] = tc
         sel = member_of == m
         frozen[sel] = True
         frozen_vals[sel] = dense(tc)[sel]
+    if np.isfinite(stop_time).all():
+        traj.stop = traj.stops[-1]
+        return True
+    return False
+
+
+def _slide(conds: Conditions, slid: list[tuple[int | None, str]], t: float, y: np.ndarray, traj: Trajectory,
+           stop_time: np.ndarray, frozen: np.ndarray, frozen_vals: np.ndarray, member_of: np.ndarray | None) -> bool:
+    """Stop the members that entered a sliding mode at ``t`` (frozen at ``y``); True when the run ends."""
+    members = sorted({m for m, _ in slid if m is not None})
+    if not members or member_of is None:
+        traj.stop = StopInfo(time=float(t), reason="sliding", member=slid[0][0], detail=slid[0][1])
+        traj.stops.append(traj.stop)
+        stop_time[:] = t
+        return True
+    for m in members:
+        if np.isfinite(stop_time[m]):
+            continue
+        detail = next(d for mm, d in slid if mm == m)
+        traj.stops.append(StopInfo(time=float(t), reason="sliding", member=m, detail=detail))
+        stop_time[m] = t
+        sel = member_of == m
+        frozen[sel] = True
+        frozen_vals[sel] = y[sel]
     if np.isfinite(stop_time).all():
         traj.stop = traj.stops[-1]
         return True
