@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from falab.cli import main
-from falab.experiments._catalog import CLAIMS
+from falab.experiments._catalog import CLAIMS, SEED_PAPERS, paper_of
 
 FIELDS = {"id", "paper", "verdict", "numerical", "statement", "measured", "tolerance", "mode", "experiment", "reasons",
           "quick", "seeds", "n_seeds", "sizes", "intervals", "checks"}
@@ -27,7 +27,11 @@ def _reproduce(out: Path, monkeypatch, *extra: str) -> list[dict]:
     except SystemExit as exc:
         assert exc.code in (0, None)
     claims = json.loads((out / "claims.json").read_text())
-    assert len(claims) == 56 and {c["id"] for c in claims} == set(CLAIMS)
+    seed_claims = [c for c in claims if c["paper"] in SEED_PAPERS]
+    own = {c["id"] for c in claims if c["paper"] == "FALAB"}  # falab's own results, counted apart from the papers'
+    assert len(seed_claims) == 56 and {c["id"] for c in seed_claims} == {k for k in CLAIMS if paper_of(k) in SEED_PAPERS}
+    assert own == {k for k in CLAIMS if paper_of(k) == "FALAB"} and len(own) >= 9
+    assert {c["id"] for c in claims} == set(CLAIMS)
     for c in claims:
         assert set(c) >= FIELDS, c["id"]
         assert c["verdict"] in VERDICTS, c["id"]
@@ -37,7 +41,7 @@ def _reproduce(out: Path, monkeypatch, *extra: str) -> list[dict]:
     report = (out / "report.md").read_text()
     assert all(cid in report for cid in CLAIMS)
     figures = {p.name for p in (out / "figures").glob("*.png")}
-    for paper in ("p000", "p002", "p003", "p004", "nn"):
+    for paper in ("p000", "p002", "p003", "p004", "nn", "falab"):
         assert any(name.startswith(paper + "_") for name in figures), (paper, sorted(figures))
         assert f"figures/{paper}_" in report
     return claims

@@ -27,3 +27,6 @@ from ._registry import (
 __all__ = ["CLAIMS", "PAPERS", "EXPERIMENTS", "Check", "ClaimResult", "ClaimSpec", "Proportion", "Slope",
            "Statistic", "decide", "ExperimentRecord", "run_experiment", "Experiment", "Measured",
            "PaperNumber", "RunContext", "experiments_for", "register"]
+
+# falab's own results (FALAB claims, "Beyond the papers"): registered last, so reported after the papers.
+from . import beyond  # noqa: E402,F401

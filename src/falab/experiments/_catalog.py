@@ -10,7 +10,12 @@ PAPERS: dict[str, str] = {
     "P004": "Garg & Vempala, How and When Random Feedback Works: A Case Study of Low-Rank Matrix Factorization "
     "(AISTATS 2022)",
     "NN": "Feedback alignment on real PyTorch models (falab.nn; no paper claims)",
+    "FALAB": "Beyond the papers: where FA, DFA and sign symmetry converge on diagonal linear networks (falab's own "
+    "result, not a seed paper's)",
 }
+
+# Papers whose claims falab reproduces (the seed papers); "FALAB" claims are falab's own results, counted apart.
+SEED_PAPERS: tuple[str, ...] = ("P000", "P002", "P003", "P004")
 
 CLAIMS: dict[str, str] = {
     # P000
@@ -74,6 +79,16 @@ CLAIMS: dict[str, str] = {
     "P004-FAimpl": "FA behaves like FA* when W is near its optimum (Fig. 5).",
     "P004-Cor5": "Results transfer to 2-layer linear networks with isotropic inputs (identical trajectories).",
     "P004-Baldi": "FA for matrix factorisation converges (Baldi et al.); Z^T Z - W B - B^T W^T is conserved.",
+    # FALAB: falab's own results (experiments/beyond; docs/theory/fa_tensor_networks.md), not claims of a seed paper
+    "FALAB-LIMIT": "Diagonal nets: FA/DFA/uSF/GD flows converge to P(X^T s*), s* the limit of the dual flow from 0.",
+    "FALAB-L43": "Two-layer FA from zero init converges to argmin sum |b_i|^{-2/3} |beta_i|^{4/3} s.t. X beta = y.",
+    "FALAB-SIGNS": "From zero init FA's limit depends on |b| only, not on the feedback signs.",
+    "FALAB-CONS": "Two-layer FA on a diagonal net conserves Q_i = u_i^2/2 - b_i v_i.",
+    "FALAB-NOTL1": "From small init FA's limit is far from min-l1 while GD's is close to it.",
+    "FALAB-PT-GD": "GD (small init) recovers a k-sparse teacher exactly w.p. >= 1/2 from n = d/2 samples.",
+    "FALAB-PT-FA": "Two-layer FA and uSF rarely (<= 0.2) recover a k-sparse teacher exactly from n = d/2 samples.",
+    "FALAB-PT-SUPPORT": "Two-layer FA recovers the support less often than GD at n = d/2.",
+    "FALAB-PT-DEPTH": "Depth-3 DFA (potential |beta|^{8/7}) recovers exactly more often than two-layer FA at n = d/2.",
 }
 
 

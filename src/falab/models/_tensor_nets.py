@@ -83,6 +83,38 @@ class AbstractTensorNet(AbstractLayeredModel):
         del params, bias_updates
         return {f"v{l + 1}": self.dense_adjoint(l, g) for l, g in enumerate(weight_updates)}
 
+    def structured_feedback(self, rule: str, vectors: Sequence[Tensor]) -> dict[str, Tensor]:
+        """Feedback in the *structure* of the weight it replaces, as the dense matrices the rules store.
+
+        ``rule='fa'``: ``vectors = (b_2, .., b_L)``, ``b_l`` shaped like ``v_l`` (a vector for a diagonal layer, a
+        filter for a convolution); returns ``{'B<l>': dense(b_l)}`` (``diag(b_l)``, the circulant of the filter, the
+        read-out row). ``rule='dfa'``: ``vectors = (d_1, .., d_{L-1})``, ``d_l`` of the width ``n_l`` of layer l's
+        output; returns ``{'D<l>': d_l}`` as the ``(1, n_l)`` row DFA stores (the shape of ``W_L .. W_{l+1}``).
+        Pass the result as ``rule.init(..., feedback=...)`` or as a :class:`~falab.dynamics.Problem` state.
+        """
+        vs = [torch.as_tensor(v, dtype=torch.float64) for v in vectors]
+        if rule == "fa":
+            if len(vs) != self.n_layers - 1:
+                raise invalid("feedback vectors", len(vs), f"{self.n_layers - 1} (b_2 .. b_L)")
+            out = {}
+            for l, v in enumerate(vs, start=2):
+                if v.shape[-1] != self.param_sizes[l - 1]:
+                    raise invalid(f"feedback b_{l} length", v.shape[-1], f"k_{l} = {self.param_sizes[l - 1]}")
+                out[f"B{l}"] = self.dense(l - 1, v).contiguous()
+            return out
+        if rule == "dfa":
+            if len(vs) != self.n_layers - 1:
+                raise invalid("feedback vectors", len(vs), f"{self.n_layers - 1} (d_1 .. d_(L-1))")
+            zero = {f"v{l + 1}": torch.zeros(k, dtype=torch.float64) for l, k in enumerate(self.param_sizes)}
+            widths = [w.shape[-2] for w in self.layer_weights(zero)]
+            out = {}
+            for l, v in enumerate(vs, start=1):
+                if v.shape[-1] != widths[l - 1]:
+                    raise invalid(f"feedback d_{l} length", v.shape[-1], f"n_{l} = {widths[l - 1]}")
+                out[f"D{l}"] = v.unsqueeze(-2).contiguous()
+            return out
+        raise invalid("rule", rule, "'fa' or 'dfa'")
+
     def beta(self, params: Params) -> Tensor:
         """Linear coefficients ``beta_k = f(e_k)`` (claims.md §1.7), shape ``(..., d)``."""
         eye = torch.eye(self.input_dim, dtype=params["v1"].dtype)

@@ -172,6 +172,11 @@ def write_report(records: Sequence[ExperimentRecord], out_dir: Path, *, papers: 
         "Each verdict is computed from the measured numbers shown next to it by declared checks; `claims.json` holds "
         "the same entries with every check, seed and interval.", "",
     ]
+    own = sum(r["paper"] == "FALAB" for r in rows)  # Beyond the papers: falab's own claims, counted apart
+    if own:
+        lines += [f"Of these, {len(rows) - own} are claims of the seed papers and {own} are falab's own results "
+                  "(section *FALAB: Beyond the papers*; derivation in docs/theory/fa_tensor_networks.md), decided by "
+                  "the same engine.", ""]
     rerun = {r["experiment"] for r in current}
     merged = [r["experiment"] for r in recs if r["experiment"] not in rerun]
     if merged:

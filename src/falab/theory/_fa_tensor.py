@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.polynomial import polynomial as npoly
-from scipy import integrate
+from scipy import integrate, optimize
 
 from ._p002 import min_l1_interpolator, min_l2_interpolator
 
@@ -114,6 +114,9 @@ class PolynomialMap(CoordinateMap):
         return npoly.polyval(np.asarray(z, dtype=np.float64), npoly.polyint(self.coefs, axis=0), tensor=False)
 
     def monotone(self) -> np.ndarray:
+        lower = self.coefs[:-1]
+        if not lower.any():  # a pure power kappa z^p: increasing iff p is odd and kappa >= 0
+            return np.full(self.d, (self.degree % 2 == 1)) & (self.coefs[-1] >= 0)
         out = np.zeros(self.d, dtype=bool)
         dcoef = npoly.polyder(self.coefs, axis=0)
         for i in range(self.d):
@@ -216,13 +219,14 @@ def dfa_products(dvecs: Sequence[np.ndarray]) -> np.ndarray:
 
 def diagonal_map(c: np.ndarray, w0: np.ndarray) -> PolynomialMap:
     r"""``P`` of a depth-L diagonal net under a fixed-feedback coordinate-wise rule: :math:`w_l(z) = w_l(0) + c_l
-    \int_0^z \prod_{j<l} w_j`, :math:`\beta = \prod_l w_l` (degree ``L(L+1)/2``). ``c, w0``: ``(L, d)``."""
+    \int_0^z \prod_{j<l} w_j`, :math:`\beta = \prod_l w_l` (``w_l`` has degree :math:`2^{l-1}`, ``beta`` degree
+    :math:`2^L - 1`). ``c, w0``: ``(L, d)``."""
     c = np.asarray(c, dtype=np.float64)
     w0 = np.asarray(w0, dtype=np.float64)
     if c.shape != w0.shape or c.ndim != 2:
         raise ValueError(f"Invalid feedback/init shapes: {c.shape}, {w0.shape} (expected equal (L, d))")
     L, d = c.shape
-    m = L * (L + 1) // 2 + 1
+    m = 2**L
     coefs = np.zeros((m, d))
     for i in range(d):
         prod = np.array([1.0])
@@ -235,14 +239,16 @@ def diagonal_map(c: np.ndarray, w0: np.ndarray) -> PolynomialMap:
 
 
 def small_init_map(c: np.ndarray) -> PolynomialMap:
-    r"""The vanishing-initialisation map :math:`P(z) = \kappa z^p`, ``p = L(L+1)/2``,
-    :math:`\kappa = \prod_k c_k^{L-k+1} / \prod_l l!` (= :func:`diagonal_map` at ``w0 = 0``)."""
+    r"""The vanishing-initialisation map :math:`P(z) = \kappa z^p`, :math:`p = 2^L - 1` (odd), with
+    :math:`\kappa = \prod_{k<L} c_k^{2^{L-k}} / \prod_{l=2}^{L} (2^{l-1})^{2^{L-l}} > 0` whenever no ``c_k`` vanishes
+    (``c_L = 1``): increasing for every depth and every feedback sign (= :func:`diagonal_map` at ``w0 = 0``)."""
     return diagonal_map(c, np.zeros_like(np.asarray(c, dtype=np.float64)))
 
 
 def small_init_exponent(depth: int) -> float:
-    r"""``q = 1 + 1/p`` of the small-init potential :math:`\Phi \propto |\beta|^{q}` (p = L(L+1)/2; depth 2: 4/3)."""
-    return 1.0 + 2.0 / (depth * (depth + 1))
+    r"""``q = 1 + 1/p = 2^L / (2^L - 1)`` of the small-init potential :math:`\Phi \propto |\beta|^{q}`
+    (depth 2: 4/3, depth 3: 8/7, depth 4: 16/15: towards, never at, GD's l1)."""
+    return 2.0**depth / (2.0**depth - 1.0)
 
 
 def fa_lp_weights(b: np.ndarray) -> np.ndarray:
@@ -275,6 +281,11 @@ def _dual(x: np.ndarray, y: np.ndarray, pmap: CoordinateMap, s: np.ndarray) -> t
 def _newton_polish(x, y, pmap, s, *, iters: int = 50, tol: float = 1e-15) -> np.ndarray:
     """Newton on ``grad D(s) = 0`` (Jacobian ``X diag(P'(X^T s)) X^T``), backtracking on ``||grad D||``."""
     scale = max(1.0, float(np.abs(y).max()))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _newton_iterations(x, y, pmap, s, iters, tol, scale)
+
+
+def _newton_iterations(x, y, pmap, s, iters, tol, scale):
     for _ in range(iters):
         _, g = _dual(x, y, pmap, s)
         gn = float(np.linalg.norm(g))
@@ -288,7 +299,7 @@ def _newton_polish(x, y, pmap, s, *, iters: int = 50, tol: float = 1e-15) -> np.
         t = 1.0
         while t > 1e-8:
             s_new = s - t * step
-            if np.linalg.norm(_dual(x, y, pmap, s_new)[1]) < gn:
+            if float(np.linalg.norm(_dual(x, y, pmap, s_new)[1])) < gn:
                 break
             t /= 2
         else:
@@ -298,28 +309,24 @@ def _newton_polish(x, y, pmap, s, *, iters: int = 50, tol: float = 1e-15) -> np.
 
 
 def _minimise_dual(x, y, pmap, *, tol: float) -> np.ndarray:
-    """Damped Newton on the convex ``D`` from ``s = 0`` (Levenberg damping where ``P'(0) = 0`` makes the Hessian
-    singular), with Armijo backtracking on ``D``."""
-    n = x.shape[0]
-    s = np.zeros(n)
+    """Minimise the convex ``D`` from ``s = 0`` by scipy's exact trust-region Newton (robust where ``P'(0) = 0``
+    makes the Hessian singular and where exponential maps overflow on a trial step)."""
     scale = max(1.0, float(np.abs(y).max()))
-    for _ in range(500):
+
+    def fun(s):
         f, g = _dual(x, y, pmap, s)
-        gn = float(np.linalg.norm(g))
-        if gn <= tol * scale:
-            break
+        if not (math.isfinite(f) and np.isfinite(g).all()):
+            return math.inf, np.zeros_like(s)
+        return f, g
+
+    def hess(s):
         h = (x * pmap.derivative(x.T @ s)) @ x.T
-        mu = 1e-3 * gn * (np.trace(h) / n + 1.0) if gn > 1e-6 * scale else 0.0
-        step = np.linalg.solve(h + (mu + 1e-14 * (np.trace(h) / n + 1e-300)) * np.eye(n), g)
-        t = 1.0
-        while t > 1e-12:
-            s_new = s - t * step
-            f_new, _ = _dual(x, y, pmap, s_new)
-            if f_new <= f - 1e-4 * t * float(g @ step):
-                break
-            t /= 2
-        s = s_new
-    return s
+        return h if np.isfinite(h).all() else np.zeros_like(h)
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = optimize.minimize(fun, np.zeros(x.shape[0]), jac=True, hess=hess, method="trust-exact",
+                                options={"gtol": tol * scale, "maxiter": 2000})
+    return np.asarray(res.x)
 
 
 def _reduced_flow(x, y, pmap, *, t_end: float, rtol: float) -> np.ndarray:
@@ -359,6 +366,99 @@ def predict_limit(x: np.ndarray, y: np.ndarray, pmap: CoordinateMap, *, method: 
     s = _newton_polish(x, y, pmap, s)
     g = _dual(x, y, pmap, s)[1]
     return Limit(pmap.value(x.T @ s), s, method, mono, float(np.linalg.norm(g)))
+
+
+def predict_limits(xs: np.ndarray, ys: np.ndarray, pmap: CoordinateMap, *, tol: float = 1e-11,
+                   iters: int = 40) -> np.ndarray:
+    r"""The limits of ``M`` independent problems at once (``xs (M, n, d)``, ``ys (M, n)``) for a *monotone* map whose
+    coordinates are the ``M d`` coordinates of the batch (``pmap`` built from ``(M, d)`` arrays flattened to
+    ``M d``): damped Newton on every convex dual together (batched ``n x n`` solves, Armijo backtracking per
+    problem); problems it leaves unconverged are solved one by one by :func:`predict_limit`. Returns ``beta (M, d)``.
+    """
+    xs = np.asarray(xs, dtype=np.float64)
+    ys = np.asarray(ys, dtype=np.float64)
+    m, n, d = xs.shape
+    if not pmap.monotone().all():
+        raise ValueError("Invalid map: not monotone (expected a convex dual; use predict_limit per problem)")
+
+    def parts(s):
+        z = np.einsum("mnd,mn->md", xs, s).reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            f = pmap.antiderivative(z).reshape(m, d).sum(1) - np.einsum("mn,mn->m", ys, s)
+            g = np.einsum("mnd,md->mn", xs, pmap.value(z).reshape(m, d)) - ys
+        return z, np.where(np.isfinite(f), f, np.inf), g
+
+    s = np.zeros((m, n))
+    if isinstance(pmap, PolynomialMap) and not pmap.coefs[:-1].any():
+        # homogeneous F (kappa z^p, p odd): start on the min-l2 dual direction sbar at its exact 1-D minimiser
+        # c = (y.sbar / ((p + 1) F(X^T sbar)))^(1/p) (Newton from 0 would meet a zero Hessian)
+        sbar = np.linalg.solve(np.einsum("mnd,mkd->mnk", xs, xs), ys[..., None])[..., 0]
+        zbar = np.einsum("mnd,mn->md", xs, sbar).reshape(-1)
+        a = pmap.antiderivative(zbar).reshape(m, d).sum(1)
+        b = np.einsum("mn,mn->m", ys, sbar)
+        c = np.where((a > 0) & (b > 0), (np.maximum(b, 0) / ((pmap.degree + 1) * np.where(a > 0, a, 1.0)))
+                     ** (1.0 / pmap.degree), 0.0)
+        s = c[:, None] * sbar
+    scale = np.maximum(1.0, np.abs(ys).max(1))
+    eye = np.eye(n)
+    z, f, g = parts(s)
+    for _ in range(iters):
+        gn = np.linalg.norm(g, axis=1)
+        active = gn > tol * scale
+        if not active.any():
+            break
+        with np.errstate(over="ignore", invalid="ignore"):
+            dp = pmap.derivative(z).reshape(m, d)
+        h = np.einsum("mnd,md,mkd->mnk", xs, np.where(np.isfinite(dp), dp, 0.0), xs)
+        tr = np.trace(h, axis1=1, axis2=2) / n
+        mu = np.where(gn > 1e-6 * scale, 1e-3 * gn * (tr + 1.0), 0.0) + 1e-14 * tr + 1e-300
+        step = np.linalg.solve(h + mu[:, None, None] * eye, g[..., None])[..., 0]
+        t = np.ones(m)
+        s_new = s.copy()
+        todo = active.copy()
+        for _ in range(30):
+            trial = s - t[:, None] * step
+            _, f_t, _ = parts(trial)
+            ok = todo & (f_t <= f - 1e-4 * t * np.einsum("mn,mn->m", g, step))
+            s_new[ok] = trial[ok]
+            todo &= ~ok
+            if not todo.any():
+                break
+            t = np.where(todo, t / 2, t)
+        s = s_new
+        z, f, g = parts(s)
+    beta = pmap.value(z).reshape(m, d)
+    bad = np.linalg.norm(g, axis=1) > max(tol, 1e-9) * scale
+    for i in np.flatnonzero(bad):
+        beta[i] = predict_limit(xs[i], ys[i], _slice_map(pmap, i, d)).beta
+    return beta
+
+
+def _slice_map(pmap: CoordinateMap, i: int, d: int) -> CoordinateMap:
+    sl = slice(i * d, (i + 1) * d)
+    if isinstance(pmap, PolynomialMap):
+        return PolynomialMap(pmap.coefs[:, sl])
+    if isinstance(pmap, GradientMap):
+        return GradientMap(np.asarray(pmap.u0)[sl], np.asarray(pmap.v0)[sl])
+    if isinstance(pmap, SignSymmetryMap):
+        return SignSymmetryMap(np.asarray(pmap.a)[sl], np.asarray(pmap.s)[sl])
+    if isinstance(pmap, PowerMap):
+        return PowerMap(np.asarray(pmap.weights)[sl], pmap.q)
+    raise ValueError(f"Invalid map: {type(pmap).__name__} (expected a falab coordinate map)")
+
+
+def concat_maps(maps: Sequence[CoordinateMap]) -> CoordinateMap:
+    """One map over the concatenated coordinates of several maps of one kind (for :func:`predict_limits`)."""
+    first = maps[0]
+    if isinstance(first, PolynomialMap):
+        deg = max(mp.coefs.shape[0] for mp in maps)  # type: ignore[attr-defined]
+        return PolynomialMap(np.hstack([np.vstack([mp.coefs, np.zeros((deg - mp.coefs.shape[0], mp.d))])  # type: ignore[attr-defined]
+                                        for mp in maps]))
+    if isinstance(first, GradientMap):
+        return GradientMap(np.concatenate([mp.u0 for mp in maps]), np.concatenate([mp.v0 for mp in maps]))  # type: ignore[attr-defined]
+    if isinstance(first, SignSymmetryMap):
+        return SignSymmetryMap(np.concatenate([mp.a for mp in maps]), np.concatenate([mp.s for mp in maps]))  # type: ignore[attr-defined]
+    raise ValueError(f"Invalid maps: {type(first).__name__} (expected polynomial, gradient or sign-symmetry maps)")
 
 
 def kkt_residual(x: np.ndarray, beta: np.ndarray, pmap: CoordinateMap) -> float:
@@ -451,5 +551,5 @@ def n_at_half(ns: Sequence[float], probs: Sequence[float]) -> float:
 
 __all__ = ["CoordinateMap", "PolynomialMap", "SignSymmetryMap", "GradientMap", "PowerMap", "Limit",
            "fa_products", "dfa_products", "diagonal_map", "small_init_map", "small_init_exponent", "fa_lp_weights",
-           "predict_limit", "kkt_residual", "weighted_lp_interpolator", "lp_norm", "reference_interpolators",
+           "predict_limit", "predict_limits", "concat_maps", "kkt_residual", "weighted_lp_interpolator", "lp_norm", "reference_interpolators",
            "relative_error", "support_recovered", "n_at_half"]

@@ -1,0 +1,123 @@
+"""falab's own claims (no seed paper states them) as data, decided by the claims engine like the papers' claims.
+
+Each statement was written from the derivation (docs/theory/fa_tensor_networks.md) before measuring it; thresholds
+are solver precision for the exact statements and round numbers for the statistical ones, never fitted to a result.
+"""
+
+from __future__ import annotations
+
+from .._claims import Check, ClaimSpec, Proportion, Statistic
+
+FLOW = "exact network flow (DOP853, rtol 1e-11) against the predictor: solver precision"
+
+LIMIT = ClaimSpec(
+    "FALAB-LIMIT",
+    "On diagonal linear networks the flows of FA, DFA, uSF and GD converge to beta* = P(X^T s*), P the rule's "
+    "coordinate map and s* the limit of the dual flow ds/dt = -grad D(s) from 0 (the minimiser of the convex D when P "
+    "is monotone).",
+    holds=(
+        Check("lim_flow_err", "<=", 1e-8, f"max ||beta_flow - beta*|| / ||beta*|| per rule; {FLOW}", numerical=True,
+              axis="rule"),
+        Check("lim_interp", "<=", 1e-10, "max ||X beta* - y|| / ||y|| of the predictor: it interpolates"),
+        Check("lim_kkt", "<=", 1e-10, "max distance of grad Phi(beta*) = P^{-1}(beta*) from range(X^T), relative "
+              "(monotone members): the KKT condition of min Phi s.t. X beta = y"),
+    ),
+    mode="flow",
+    explain="Two-layer FA over feedback laws (Gaussian, uniform, Rademacher, 3x Gaussian) and initial scales (0 and "
+            "finite, so Q = u^2/2 - b v of both signs: monotone and non-monotone P), depth-3 DFA from zero, uSF and GD "
+            "from a finite scale; d = 4, n = 2, one ensemble flow per rule; the predictor uses no simulation code.",
+)
+
+L43 = ClaimSpec(
+    "FALAB-L43",
+    "Two-layer FA from zero initialisation converges to argmin sum_i |b_i|^{-2/3} |beta_i|^{4/3} s.t. X beta = y "
+    "(a weighted l_{4/3} interpolator, not GD's l1).",
+    holds=(
+        Check("l43_flow_vs_primal", "<=", 1e-6, "max relative distance of the FA flow's limit from the weighted "
+              "l_{4/3} interpolator solved on the primal by SLSQP (an independent route; SLSQP precision ~1e-7)"),
+        Check("l43_dual_vs_primal", "<=", 1e-6, "the dual Newton solution against the SLSQP primal"),
+    ),
+    mode="flow",
+    explain="FA members started at exactly u = v = 0 (FA learns from there; GD would stay at the saddle).",
+)
+
+SIGNS = ClaimSpec(
+    "FALAB-SIGNS",
+    "From zero initialisation FA's limit depends on the feedback magnitudes |b_i| only: flipping the signs of b does "
+    "not move the limit.",
+    holds=(
+        Check("signs_gap", "<=", 1e-8, f"max relative distance between the limits with b and with random sign flips of "
+              f"b; {FLOW}", numerical=True),
+    ),
+    mode="flow",
+    explain="Pairs of zero-init FA flows on the same data whose feedback differs only in signs.",
+)
+
+CONS = ClaimSpec(
+    "FALAB-CONS",
+    "Along two-layer FA flows on a diagonal net Q_i = u_i^2 / 2 - b_i v_i is conserved (the law that reduces the flow "
+    "to beta = P(z)).",
+    holds=(
+        Check("cons_drift", "<=", 1e-10, f"max |Q_i(t) - Q_i(0)| over max_i (u_i^2/2 + |b_i v_i|) at 5 times; {FLOW}",
+              numerical=True),
+    ),
+    mode="flow",
+    explain="Every two-layer FA flow member of the atlas.",
+)
+
+NOTL1 = ClaimSpec(
+    "FALAB-NOTL1",
+    "From small initialisation FA's limit is far from the min-l1 interpolator (relative distance >= 0.05 on "
+    "average) while GD's is close to it (<= 0.05).",
+    holds=(
+        Statistic("notl1_fa", ">=", 0.05, "relative distance of two-layer FA's predicted limit (scale 1e-3) from "
+                  "min-l1 (HiGHS LP)"),
+        Statistic("notl1_gd", "<=", 0.05, "relative distance of GD's predicted limit (scale 1e-3) from min-l1"),
+    ),
+    mode="closed-form",
+    explain="The predictor over random instances (d = 8, n = 4), at the smallest initial scale of the atlas.",
+)
+
+PT_GD = ClaimSpec(
+    "FALAB-PT-GD",
+    "GD from small initialisation (u = 1e-5, v = 0) recovers a k-sparse teacher exactly (relative error <= 1e-2) "
+    "with probability >= 1/2 from n = d/2 samples.",
+    holds=(Proportion("pt_exact_gd", ">=", 0.5, "exact recovery at n = d/2 over the instances of every seed"),),
+    mode="closed-form",
+    explain="Gaussian X (n x d), k-sparse Gaussian teacher; the limit of each network from the predictor (verified "
+            "against the flows in FALAB-LIMIT).",
+)
+
+PT_FA = ClaimSpec(
+    "FALAB-PT-FA",
+    "Two-layer FA (Gaussian feedback, zero init) and uSF (small init) rarely recover a k-sparse teacher exactly from "
+    "n = d/2 samples (probability <= 0.2): their l_{4/3} potentials select dense interpolators.",
+    holds=(
+        Proportion("pt_exact_fa", "<=", 0.2, "exact recovery (relative error <= 1e-2) by FA at n = d/2"),
+        Proportion("pt_exact_usf", "<=", 0.2, "exact recovery by uSF at n = d/2"),
+    ),
+    mode="closed-form",
+    explain="The same instances as FALAB-PT-GD.",
+)
+
+PT_SUPPORT = ClaimSpec(
+    "FALAB-PT-SUPPORT",
+    "Even the support (the k largest |beta_i|) is recovered less often by two-layer FA than by GD at n = d/2.",
+    holds=(Statistic("pt_support_gd_minus_fa", ">", 0.0, "mean over instances of [GD recovers the support] - "
+                     "[FA recovers it] (paired, same instance)"),),
+    mode="closed-form",
+    explain="The same instances as FALAB-PT-GD.",
+)
+
+PT_DEPTH = ClaimSpec(
+    "FALAB-PT-DEPTH",
+    "Depth-3 DFA from zero init (small-init potential |beta|^{8/7}, closer to l1) recovers exactly more often than "
+    "two-layer FA (|beta|^{4/3}) at n = d/2.",
+    holds=(Statistic("pt_exact_dfa3_minus_fa", ">", 0.0, "mean over instances of [DFA-3 recovers] - [FA recovers] "
+                     "(paired)"),),
+    mode="closed-form",
+    explain="The same instances as FALAB-PT-GD.",
+)
+
+ATLAS = (LIMIT, L43, SIGNS, CONS, NOTL1)
+PHASE = (PT_GD, PT_FA, PT_SUPPORT, PT_DEPTH)

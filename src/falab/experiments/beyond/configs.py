@@ -1,0 +1,45 @@
+"""Sizes of falab's own experiments (quick: shrunk; the same checks and thresholds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class AtlasConfig:
+    """Exact network flows (DOP853) on small instances against the predictor, and the predictor over a wider grid."""
+
+    d: int
+    n: int
+    alphas: tuple[float, ...]  # initial scales of the FA flow members (0 = exact zero init)
+    laws: tuple[str, ...]  # FA feedback laws of the flow members
+    t_end: float
+    rtol: float
+    grid_alphas: tuple[float, ...]  # predictor-only atlas (cheap): distance to min-l1 / min-l2 / l_{4/3}
+    grid_instances: int
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """Sparse recovery: k-sparse teacher in R^d, n Gaussian samples, ``per_seed`` instances per n and seed."""
+
+    d: int
+    k: int
+    ns: tuple[int, ...]
+    per_seed: int
+    alpha: float  # initial scale of GD and uSF (u = alpha, v = 0) (FA and DFA start at exactly zero, where they still learn)
+    recovery_tol: float = 1e-2  # ||beta - beta*|| / ||beta*|| for exact recovery
+
+
+def atlas(quick: bool) -> AtlasConfig:
+    if quick:
+        return AtlasConfig(d=3, n=1, alphas=(0.0, 0.5), laws=("gaussian",), t_end=60.0, rtol=1e-11,
+                           grid_alphas=(1e-3, 10.0), grid_instances=4)
+    return AtlasConfig(d=4, n=2, alphas=(0.0, 0.2, 0.5, 1.0), laws=("gaussian", "uniform", "rademacher", "gaussian x3"),
+                       t_end=300.0, rtol=1e-11, grid_alphas=(1e-3, 1e-2, 1e-1, 0.3, 1.0, 3.0, 10.0), grid_instances=6)
+
+
+def phase(quick: bool) -> PhaseConfig:
+    if quick:
+        return PhaseConfig(d=12, k=1, ns=(3, 6, 9), per_seed=10, alpha=1e-5)
+    return PhaseConfig(d=32, k=3, ns=(4, 8, 12, 16, 20, 24, 28), per_seed=17, alpha=1e-5)

@@ -1,0 +1,250 @@
+"""Simulations of falab's own experiments: network flows of FA/DFA/uSF/GD on diagonal nets (one ensemble per rule,
+all seeds and members stacked, per-member data and feedback) and the predictor of :mod:`falab.theory._fa_tensor`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ...dynamics import Problem, simulate_flow
+from ...functional import SquaredLoss
+from ...models import DiagonalNet
+from ...rules import (
+    AbstractLearningRule,
+    Backprop,
+    DirectFeedbackAlignment,
+    FeedbackAlignment,
+    UniformSignFeedback,
+)
+from ...theory import _fa_tensor as ft
+from .configs import AtlasConfig, PhaseConfig
+
+RULES = ("gd", "fa", "fa3", "dfa3", "usf")
+RULE_LABELS = {"gd": "GD (2 layers)", "fa": "FA (2 layers)", "fa3": "FA (3 layers)", "dfa3": "DFA (3 layers)",
+               "usf": "uSF (2 layers)"}
+LAWS: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
+    "gaussian": lambda g, d: g.standard_normal(d),
+    "uniform": lambda g, d: g.uniform(-1.0, 1.0, d),
+    "rademacher": lambda g, d: g.choice([-1.0, 1.0], d),
+    "gaussian x3": lambda g, d: 3.0 * g.standard_normal(d),
+}
+
+
+@dataclass
+class Member:
+    """One network: its rule, data, initial layers ``w0 (L, d)``, feedback vectors and the predicted limit's map."""
+
+    rule: str
+    seed: int
+    x: np.ndarray
+    y: np.ndarray
+    w0: np.ndarray
+    feedback: list[np.ndarray]
+    pmap: ft.CoordinateMap
+    tags: dict[str, object] = field(default_factory=dict)
+
+
+def rule_and_depth(rule: str) -> tuple[AbstractLearningRule, int]:
+    return {"gd": (Backprop(), 2), "fa": (FeedbackAlignment(), 2), "fa3": (FeedbackAlignment(), 3),
+            "dfa3": (DirectFeedbackAlignment(), 3), "usf": (FeedbackAlignment(UniformSignFeedback(scale=1.0)), 2)}[rule]
+
+
+def coordinate_map(rule: str, w0: np.ndarray, feedback: Sequence[np.ndarray]) -> ft.CoordinateMap:
+    """The map ``beta = P(z)`` of each rule (theory), from its initial layers and feedback vectors."""
+    if rule == "gd":
+        return ft.GradientMap(w0[0], w0[1])
+    if rule in ("fa", "fa3"):
+        return ft.diagonal_map(ft.fa_products(feedback), w0)
+    if rule == "dfa3":
+        return ft.diagonal_map(ft.dfa_products(feedback), w0)
+    if rule == "usf":
+        return ft.SignSymmetryMap(np.abs(w0[0]), np.ones(w0.shape[1]))
+    raise ValueError(f"Invalid rule: {rule!r} (expected one of {', '.join(RULES)})")
+
+
+def make_member(rule: str, seed: int, x: np.ndarray, y: np.ndarray, w0: np.ndarray, feedback: list[np.ndarray],
+                **tags: object) -> Member:
+    return Member(rule, seed, x, y, w0, feedback, coordinate_map(rule, w0, feedback), dict(tags))
+
+
+def flow_members(members: Sequence[Member], t_end: float, rtol: float, tighten: float = 1.0,
+                 n_records: int = 5) -> dict[str, np.ndarray]:
+    """Integrate the members of one rule as one ensemble flow (loss 0.5 ||X beta - y||^2 per member).
+
+    Returns the final ``beta (K, d)``, the layers ``(T, K, L, d)`` at ``n_records`` times, and the feedback."""
+    rule_name = members[0].rule
+    rule, depth = rule_and_depth(rule_name)
+    d = members[0].w0.shape[1]
+    net = DiagonalNet(d, depth)
+    x = torch.tensor(np.stack([m.x for m in members]))
+    y = torch.tensor(np.stack([m.y for m in members]))[..., None]
+    params = {f"v{l + 1}": torch.tensor(np.stack([m.w0[l] for m in members])) for l in range(depth)}
+    if rule_name in ("fa", "fa3"):
+        state = net.structured_feedback("fa", [torch.tensor(np.stack([m.feedback[j] for m in members]))
+                                               for j in range(depth - 1)])
+    elif rule_name == "dfa3":
+        state = net.structured_feedback("dfa", [torch.tensor(np.stack([m.feedback[j] for m in members]))
+                                                for j in range(depth - 1)])
+    elif rule_name == "usf":
+        state = {"B2": torch.ones(len(members), 1, 1, dtype=torch.float64)}
+    else:
+        state = {}
+    problem = Problem(net, rule, SquaredLoss("sum"), x, y, state)
+    ts = list(np.linspace(0.0, t_end, n_records))
+    traj = simulate_flow(problem, params, ts, rtol=rtol * tighten, atol=rtol * tighten * 1e-2)
+    if traj.status != "ok" or len(traj.times) < len(ts):
+        raise RuntimeError(f"{rule_name} flow stopped: {traj.status} {traj.message}")
+    layers = np.stack([np.stack([p[f"v{l + 1}"].numpy() for l in range(depth)], axis=1) for p in traj.params])
+    return {"beta": net.beta(traj.final).numpy(), "layers": layers}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The atlas: flows against the predictor on small instances, and the predictor over a grid
+
+
+def _instance(rng: np.random.Generator, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    x = rng.standard_normal((n, d))
+    x *= 1.5 / np.linalg.norm(x, axis=1, keepdims=True)
+    return x, rng.standard_normal(n)
+
+
+def atlas_members(seeds: Sequence[int], cfg: AtlasConfig) -> dict[str, list[Member]]:
+    """Per rule, the flow members of every seed: two-layer FA over feedback laws x initial scales (and, at zero init,
+    the same feedback with random sign flips); depth-3 DFA from zero; uSF and GD from the largest scale (they cannot
+    start at 0)."""
+    out: dict[str, list[Member]] = {r: [] for r in ("fa", "dfa3", "usf", "gd")}
+    d = cfg.d
+    a_max = max(cfg.alphas)
+    for seed in seeds:
+        rng = np.random.default_rng([16, seed])
+        x, y = _instance(rng, cfg.n, d)
+        for law in cfg.laws:
+            b = LAWS[law](rng, d)
+            ubar, vbar = rng.standard_normal(d), rng.standard_normal(d)
+            for a in cfg.alphas:
+                out["fa"].append(make_member("fa", seed, x, y, np.vstack([a * ubar, a * vbar]), [b], law=law, alpha=a))
+                if a == 0.0:
+                    flip = b * rng.choice([-1.0, 1.0], d)
+                    out["fa"].append(make_member("fa", seed, x, y, np.zeros((2, d)), [flip], law=law, alpha=a,
+                                                 flipped=True))
+        out["dfa3"].append(make_member("dfa3", seed, x, y, np.zeros((3, d)),
+                                       [rng.standard_normal(d), rng.standard_normal(d)], alpha=0.0))
+        ubar, vbar = rng.standard_normal(d), rng.standard_normal(d)
+        out["usf"].append(make_member("usf", seed, x, y, np.vstack([a_max * ubar, np.zeros(d)]), [], alpha=a_max))
+        out["gd"].append(make_member("gd", seed, x, y, np.vstack([a_max * ubar, a_max * vbar]), [], alpha=a_max))
+    return out
+
+
+def predicted(members: Sequence[Member]) -> list[ft.Limit]:
+    return [ft.predict_limit(m.x, m.y, m.pmap) for m in members]
+
+
+def weighted_l43_primal(x: np.ndarray, y: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``argmin sum_i |b_i|^{-2/3} |beta_i|^{4/3}`` s.t. ``X beta = y`` by scipy's SLSQP on the primal, started at
+    min-l2: a route independent of the dual Newton solver (its accuracy is SLSQP's, ~1e-7)."""
+    from scipy import optimize
+
+    w = ft.fa_lp_weights(b)
+    beta0 = np.linalg.pinv(x) @ y
+    scale = max(float(np.abs(beta0).max()), 1e-12)
+
+    def fun(u):
+        return float(np.sum(w * np.abs(u * scale) ** (4 / 3)))
+
+    def jac(u):
+        bb = u * scale
+        return scale * (4 / 3) * w * np.sign(bb) * np.abs(bb) ** (1 / 3)
+
+    res = optimize.minimize(fun, beta0 / scale, jac=jac, method="SLSQP",
+                            constraints=[{"type": "eq", "fun": lambda u: x @ (u * scale) - y,
+                                          "jac": lambda u: x * scale}],
+                            options={"ftol": 1e-16, "maxiter": 2000})
+    return np.asarray(res.x) * scale
+
+
+def atlas_grid(seeds: Sequence[int], cfg: AtlasConfig) -> dict[int, dict[str, dict[float, list[dict[str, float]]]]]:
+    """Predictor-only atlas (cheap): per seed, per rule and initial scale, the distances of the predicted limit to
+    min-l1, min-l2 and the rule's small-init l_q interpolator over ``grid_instances`` random instances."""
+    out: dict[int, dict[str, dict[float, list[dict[str, float]]]]] = {}
+    d, n = 2 * cfg.d, cfg.n + cfg.d // 2
+    for seed in seeds:
+        rng = np.random.default_rng([16, 1, seed])
+        res: dict[str, dict[float, list[dict[str, float]]]] = {r: {a: [] for a in cfg.grid_alphas}
+                                                                 for r in ("gd", "fa", "dfa3")}
+        for _ in range(cfg.grid_instances):
+            x, y = _instance(rng, n, d)
+            ref = ft.reference_interpolators(x, y)
+            b = rng.standard_normal(d)
+            fb3 = [rng.standard_normal(d), rng.standard_normal(d)]
+            ubar, vbar = rng.standard_normal(d), rng.standard_normal(d)
+            wbar = rng.standard_normal((3, d))
+            lq2 = ft.predict_limit(x, y, ft.small_init_map(ft.fa_products([b]))).beta
+            lq3 = ft.predict_limit(x, y, ft.small_init_map(ft.dfa_products(fb3))).beta
+            for a in cfg.grid_alphas:
+                maps = {"gd": (ft.GradientMap(a * np.ones(d), np.zeros(d)), None),
+                        "fa": (ft.diagonal_map(ft.fa_products([b]), np.vstack([a * ubar, a * vbar])), lq2),
+                        "dfa3": (ft.diagonal_map(ft.dfa_products(fb3), a * wbar), lq3)}
+                for r, (pm, lq) in maps.items():
+                    try:
+                        beta = ft.predict_limit(x, y, pm).beta
+                    except Exception:  # a non-convex dual whose reduced flow does not settle: no point
+                        continue
+                    row = {"l1": ft.relative_error(beta, ref["l1"]), "l2": ft.relative_error(beta, ref["l2"])}
+                    if lq is not None:
+                        row["lq"] = ft.relative_error(beta, lq)
+                    res[r][a].append(row)
+        out[seed] = res
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Sparse recovery
+
+
+PHASE_RULES = ("gd", "fa", "usf", "dfa3")
+
+
+def phase_members(seed: int, n: int, cfg: PhaseConfig) -> list[tuple[np.ndarray, np.ndarray, dict[str, Member]]]:
+    """``per_seed`` instances (teacher, support, one member per rule) at sample size ``n``: GD from
+    ``u = alpha 1, v = 0`` (the unbiased small init, hyperbolic entropy -> l1), uSF from the same, FA (Gaussian
+    feedback) and depth-3 DFA from exactly zero (they learn from there)."""
+    rng = np.random.default_rng([16, 2, seed, n])
+    d, a = cfg.d, cfg.alpha
+    out = []
+    for _ in range(cfg.per_seed):
+        support = np.sort(rng.choice(d, cfg.k, replace=False))
+        teacher = np.zeros(d)
+        teacher[support] = rng.standard_normal(cfg.k)
+        x = rng.standard_normal((n, d)) / np.sqrt(n)
+        y = x @ teacher
+        init2 = np.vstack([a * np.ones(d), np.zeros(d)])
+        mem = {"gd": make_member("gd", seed, x, y, init2, []),
+               "usf": make_member("usf", seed, x, y, init2, []),
+               "fa": make_member("fa", seed, x, y, np.zeros((2, d)), [rng.standard_normal(d)]),
+               "dfa3": make_member("dfa3", seed, x, y, np.zeros((3, d)),
+                                   [rng.standard_normal(d), rng.standard_normal(d)])}
+        out.append((teacher, support, mem))
+    return out
+
+
+def run_phase(seeds: Sequence[int], cfg: PhaseConfig) -> dict[int, dict[int, dict[str, dict[str, list[bool]]]]]:
+    """Per seed, n and rule: exact recovery (relative error <= tol) and support recovery of every instance, from the
+    predicted limits (verified against the network flows in the atlas experiment), all instances of one (seed, n,
+    rule) solved as one batch."""
+    out: dict[int, dict[int, dict[str, dict[str, list[bool]]]]] = {}
+    for seed in seeds:
+        out[seed] = {}
+        for n in cfg.ns:
+            inst = phase_members(seed, n, cfg)
+            res: dict[str, dict[str, list[bool]]] = {}
+            for r in PHASE_RULES:
+                ms = [mem[r] for _, _, mem in inst]
+                betas = ft.predict_limits(np.stack([mm.x for mm in ms]), np.stack([mm.y for mm in ms]),
+                                          ft.concat_maps([mm.pmap for mm in ms]))
+                res[r] = {"exact": [ft.relative_error(bt, t) <= cfg.recovery_tol for bt, (t, _, _) in zip(betas, inst)],
+                          "support": [ft.support_recovered(bt, sp) for bt, (_, sp, _) in zip(betas, inst)]}
+            out[seed][n] = res
+    return out
