@@ -18,9 +18,10 @@ from falab import theory
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "falab"
 PACKAGES = ["falab.functional", "falab.models", "falab.theory", "falab.rules", "falab.dynamics", "falab.instruments",
+            "falab.instruments.matfac",
             "falab.systems", "falab.nn", "falab.runs", "falab.laws", "falab.experiments", "falab.report",
             "falab.bench"]
-PAPER = re.compile(r"\bP00[0-4]\b")
+PAPER = re.compile(r"\b(P00[0-4]|FALAB)\b")  # a seed paper, or falab's own derivation (claims key FALAB)
 EQUATION = re.compile(r"(eqs?\.?\s*\(?\d|\(\d+\)|Thm|Theorem|Lemma|Remark|Corollary|Example|Fig\.|App\.|Sec\.|"
                       r"Assumption|init \(\d+\))")
 

@@ -151,15 +151,18 @@ def _rates(snap: Snapshot) -> tuple[Tensor, Tensor]:
 
 
 def m_surrogate(snap: Snapshot) -> Tensor:
+    """Snapshot measure: :func:`surrogate_loss` ``0.5 ||(Y - Z W) B||_F^2`` (P004 Lemma 4)."""
     return surrogate_loss(*_zwyb(snap))
 
 
 def m_lam_min(snap: Snapshot) -> Tensor:
+    """Snapshot measure: :func:`lam_min` of the alignment ``A = W B`` (P004 Lemma 5, Theorem 1)."""
     _, w, _, b = _zwyb(snap)
     return lam_min(alignment(w, b))
 
 
 def m_alignment(snap: Snapshot) -> Tensor:
+    """Snapshot measure: the alignment matrix ``A = W B`` (r x r; P004 Lemma 5)."""
     _, w, _, b = _zwyb(snap)
     return alignment(w, b)
 
@@ -177,11 +180,13 @@ def m_gram(snap: Snapshot) -> Tensor:
 
 
 def m_fa_conserved(snap: Snapshot) -> Tensor:
+    """Snapshot measure: :func:`fa_conserved`, the matrix FA conserves (claims.md §1.9, P004-Baldi)."""
     z, w, _, b = _zwyb(snap)
     return fa_conserved(z, w, b)
 
 
 def m_residual_norm(snap: Snapshot) -> Tensor:
+    """Snapshot measure: ``||R||_F`` with ``R = (Y - Z W) B`` (P004 Theorem 1)."""
     return torch.linalg.matrix_norm(residual(*_zwyb(snap)))
 
 
@@ -368,3 +373,13 @@ def sign_changes(x: Tensor, floor: float = 1e-9) -> Tensor:
 def log_curve_distance(a: Tensor, b: Tensor, *, floor: float = 1e-30) -> Tensor:
     """Mean over the first (time) axis of ``|log10 a - log10 b|`` between two loss curves (T, ...) -> (...)."""
     return (torch.log10(torch.as_tensor(a) + floor) - torch.log10(torch.as_tensor(b) + floor)).abs().mean(dim=0)
+
+
+__all__ = [
+    "error", "residual", "alignment", "surrogate_loss", "mf_loss", "lam_min", "quadratic_forms", "unit_vectors",
+    "representation_cosine", "subspace_overlap", "fa_conserved", "slaved_w_rate", "surrogate_loss_rate",
+    "lemma4_rate", "alignment_rate", "gram_rr", "fa_star_step_identities", "m_surrogate", "m_lam_min",
+    "m_alignment", "m_zyb", "m_gram", "m_fa_conserved", "m_residual_norm", "m_stationarity", "m_lemma5", "m_lemma4",
+    "m_loss_rate", "m_error_norm", "m_loss", "fa_step_identity", "FAStarStepMonitor", "FAStepMonitor",
+    "sign_changes", "log_curve_distance", "P004_MEASURES",
+]
