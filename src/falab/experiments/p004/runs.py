@@ -1,7 +1,7 @@
 """P004 simulations on the engine: typed results, no verdicts, no I/O, no module-level caches.
 
 Matrix factorisation ``Y ~ Z W`` is the engine's two-layer linear network on ``X = I_n``
-(:mod:`falab.models._matfac`): ``W1 = Z^T``, ``W2 = W^T``, P004's ``B`` (m x r) is the FA slot ``'B2'``, loss
+(:func:`falab.systems.mf_problem`): ``W1 = Z^T``, ``W2 = W^T``, P004's ``B`` (m x r) is the FA slot ``'B2'``, loss
 ``SquaredLoss('sum') = 0.5 ||Y - Z W||_F^2``. GD = ``Backprop``, FA = ``FeedbackAlignment``, FA* = ``FAStar``. Every
 random draw comes from the seeds passed in; the seeds are batched as one ensemble (leading dimension) wherever the
 engine allows.
