@@ -168,3 +168,36 @@ __all__ = [
     "orthonormal_columns", "slaved_w", "spectral_target", "theorem1_bound", "theorem3_ratios", "theorem4_draws",
     "theorem4_from_draws", "theorem4_ratio_bound", "theorem4_statistics",
 ]
+
+# FALAB (falab's own result, "Beyond the papers"): limits of FA/DFA/uSF/GD on diagonal nets (_fa_tensor).
+from ._fa_tensor import (  # noqa: E402
+    CoordinateMap,
+    GradientMap,
+    PolynomialMap,
+    PowerMap,
+    SignSymmetryMap,
+    TensorLimit,
+    concat_maps,
+    dfa_products,
+    diagonal_map,
+    fa_lp_weights,
+    fa_products,
+    kkt_residual,
+    lp_norm,
+    n_at_half,
+    predict_limit,
+    predict_limits,
+    reference_interpolators,
+    relative_error,
+    small_init_exponent,
+    small_init_map,
+    support_recovered,
+    weighted_lp_interpolator,
+)
+
+__all__ += [
+    "CoordinateMap", "GradientMap", "PolynomialMap", "PowerMap", "SignSymmetryMap", "TensorLimit", "concat_maps",
+    "dfa_products", "diagonal_map", "fa_lp_weights", "fa_products", "kkt_residual", "lp_norm", "n_at_half",
+    "predict_limit", "predict_limits", "reference_interpolators", "relative_error", "small_init_exponent",
+    "small_init_map", "support_recovered", "weighted_lp_interpolator",
+]

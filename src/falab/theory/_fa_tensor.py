@@ -41,7 +41,7 @@ from ._p002 import min_l1_interpolator, min_l2_interpolator
 
 
 class CoordinateMap(abc.ABC):
-    """A per-coordinate map ``beta = P(z)`` (arrays ``(..., d)``) with derivative and antiderivative ``F`` (F(0)=0)."""
+    """A per-coordinate map ``beta = P(z)`` (arrays ``(..., d)``) with derivative and antiderivative ``F`` (F(0)=0). FALAB: docs/theory/fa_tensor_networks.md Sec. 1."""
 
     @property
     @abc.abstractmethod
@@ -96,7 +96,7 @@ class CoordinateMap(abc.ABC):
 
 @dataclass(frozen=True)
 class PolynomialMap(CoordinateMap):
-    """``P_i(z) = sum_k coefs[k, i] z^k`` (FA/DFA on a diagonal net of any depth, any initialisation)."""
+    """``P_i(z) = sum_k coefs[k, i] z^k`` (FA/DFA on a diagonal net of any depth, any initialisation). FALAB: docs/theory/fa_tensor_networks.md Sec. 4."""
 
     coefs: np.ndarray  # (m, d)
 
@@ -143,7 +143,9 @@ class PolynomialMap(CoordinateMap):
 class SignSymmetryMap(CoordinateMap):
     r"""Two-layer uSF/frSF from ``u(0) = u_0 != 0``, ``v(0) = 0``: ``du/dz = s sign(v)``, ``dv/dz = u`` give
     :math:`\beta = (a + s|z|)(a z + s z|z|/2)` with ``a = |u_0|`` (odd, increasing; ``s`` the feedback magnitude:
-    uSF's scale, or frSF's ``|R_i|``)."""
+    uSF's scale, or frSF's ``|R_i|``).
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 4.
+    """
 
     a: np.ndarray
     s: np.ndarray
@@ -172,7 +174,9 @@ class SignSymmetryMap(CoordinateMap):
 @dataclass(frozen=True)
 class GradientMap(CoordinateMap):
     r"""Two-layer GD: ``u -+ v = (u_0 -+ v_0) e^{-+z}`` give :math:`\beta = ((u_0+v_0)^2 e^{2z} - (u_0-v_0)^2 e^{-2z})/4`
-    (hyperbolic entropy potential; ``u_0 = alpha, v_0 = 0``: :math:`\beta = \alpha^2 \sinh(2z)/2`, P002 Cor. 5)."""
+    (hyperbolic entropy potential; ``u_0 = alpha, v_0 = 0``: :math:`\beta = \alpha^2 \sinh(2z)/2`, P002 Cor. 5).
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 4.
+    """
 
     u0: np.ndarray
     v0: np.ndarray
@@ -201,7 +205,7 @@ class GradientMap(CoordinateMap):
 
 
 def fa_products(b: Sequence[np.ndarray]) -> np.ndarray:
-    r"""FA's feedback products ``c_l = prod_{j>l} b_j`` (``b = (b_2, .., b_L)``, ``c_L = 1``), shape ``(L, d)``."""
+    r"""FA's feedback products ``c_l = prod_{j>l} b_j`` (``b = (b_2, .., b_L)``, ``c_L = 1``), shape ``(L, d)``. FALAB: docs/theory/fa_tensor_networks.md Sec. 1."""
     bs = [np.asarray(v, dtype=np.float64) for v in b]
     d = bs[0].shape[-1]
     L = len(bs) + 1
@@ -212,7 +216,7 @@ def fa_products(b: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def dfa_products(dvecs: Sequence[np.ndarray]) -> np.ndarray:
-    """DFA's direct feedback rows ``c_l = d_l`` (``d_1 .. d_{L-1}``) and ``c_L = 1``, shape ``(L, d)``."""
+    """DFA's direct feedback rows ``c_l = d_l`` (``d_1 .. d_{L-1}``) and ``c_L = 1``, shape ``(L, d)``. FALAB: docs/theory/fa_tensor_networks.md Sec. 1."""
     ds = [np.asarray(v, dtype=np.float64) for v in dvecs]
     return np.vstack([*ds, np.ones_like(ds[0])])
 
@@ -220,7 +224,9 @@ def dfa_products(dvecs: Sequence[np.ndarray]) -> np.ndarray:
 def diagonal_map(c: np.ndarray, w0: np.ndarray) -> PolynomialMap:
     r"""``P`` of a depth-L diagonal net under a fixed-feedback coordinate-wise rule: :math:`w_l(z) = w_l(0) + c_l
     \int_0^z \prod_{j<l} w_j`, :math:`\beta = \prod_l w_l` (``w_l`` has degree :math:`2^{l-1}`, ``beta`` degree
-    :math:`2^L - 1`). ``c, w0``: ``(L, d)``."""
+    :math:`2^L - 1`). ``c, w0``: ``(L, d)``.
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 4.
+    """
     c = np.asarray(c, dtype=np.float64)
     w0 = np.asarray(w0, dtype=np.float64)
     if c.shape != w0.shape or c.ndim != 2:
@@ -241,19 +247,25 @@ def diagonal_map(c: np.ndarray, w0: np.ndarray) -> PolynomialMap:
 def small_init_map(c: np.ndarray) -> PolynomialMap:
     r"""The vanishing-initialisation map :math:`P(z) = \kappa z^p`, :math:`p = 2^L - 1` (odd), with
     :math:`\kappa = \prod_{k<L} c_k^{2^{L-k}} / \prod_{l=2}^{L} (2^{l-1})^{2^{L-l}} > 0` whenever no ``c_k`` vanishes
-    (``c_L = 1``): increasing for every depth and every feedback sign (= :func:`diagonal_map` at ``w0 = 0``)."""
+    (``c_L = 1``): increasing for every depth and every feedback sign (= :func:`diagonal_map` at ``w0 = 0``).
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 4.
+    """
     return diagonal_map(c, np.zeros_like(np.asarray(c, dtype=np.float64)))
 
 
 def small_init_exponent(depth: int) -> float:
     r"""``q = 1 + 1/p = 2^L / (2^L - 1)`` of the small-init potential :math:`\Phi \propto |\beta|^{q}`
-    (depth 2: 4/3, depth 3: 8/7, depth 4: 16/15: towards, never at, GD's l1)."""
+    (depth 2: 4/3, depth 3: 8/7, depth 4: 16/15: towards, never at, GD's l1).
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 4.
+    """
     return 2.0**depth / (2.0**depth - 1.0)
 
 
 def fa_lp_weights(b: np.ndarray) -> np.ndarray:
     r"""Weights of two-layer FA's small-init potential :math:`\Phi = \sum_i \omega_i|\beta_i|^{4/3}`,
-    :math:`\omega_i = \tfrac34 (2/b_i^2)^{1/3}`: feedback magnitudes matter, their signs do not."""
+    :math:`\omega_i = \tfrac34 (2/b_i^2)^{1/3}`: feedback magnitudes matter, their signs do not.
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 3.
+    """
     return 0.75 * np.cbrt(2.0 / np.asarray(b, dtype=np.float64) ** 2)
 
 
@@ -262,8 +274,8 @@ def fa_lp_weights(b: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class Limit:
-    """A predicted limit: ``beta = P(X^T s)``, the dual point ``s``, how it was found, and its residuals."""
+class TensorLimit:
+    """A predicted limit: ``beta = P(X^T s)``, the dual point ``s``, how it was found, and its residuals. FALAB: docs/theory/fa_tensor_networks.md Sec. 2."""
 
     beta: np.ndarray
     s: np.ndarray
@@ -342,13 +354,14 @@ def _reduced_flow(x, y, pmap, *, t_end: float, rtol: float) -> np.ndarray:
 
 
 def predict_limit(x: np.ndarray, y: np.ndarray, pmap: CoordinateMap, *, method: str = "auto", tol: float = 1e-13,
-                  t_end: float = 1e6, rtol: float = 1e-11) -> Limit:
+                  t_end: float = 1e6, rtol: float = 1e-11) -> TensorLimit:
     r"""The limit of a coordinate-wise rule's flow on a diagonal net (regression, loss :math:`\|X\beta - y\|^2`).
 
     ``method``: ``'dual'`` minimises the convex dual ``D`` (requires every ``P_i`` non-decreasing: then
     :math:`\beta^\star = \arg\min\sum_i\Phi_i(\beta_i)` s.t. :math:`X\beta = y`); ``'reduced'`` follows the reduced
     flow :math:`\dot s = -\nabla D(s)` from 0 and polishes the critical point by Newton (any ``P``); ``'auto'``
     picks ``'dual'`` when ``P`` is monotone. The time scale of the flow (``1/N``) does not change the limit.
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 2.
     """
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     y = np.atleast_1d(np.asarray(y, dtype=np.float64))
@@ -365,7 +378,7 @@ def predict_limit(x: np.ndarray, y: np.ndarray, pmap: CoordinateMap, *, method: 
         raise ValueError(f"Invalid method: {method!r} (expected 'auto', 'dual' or 'reduced')")
     s = _newton_polish(x, y, pmap, s)
     g = _dual(x, y, pmap, s)[1]
-    return Limit(pmap.value(x.T @ s), s, method, mono, float(np.linalg.norm(g)))
+    return TensorLimit(pmap.value(x.T @ s), s, method, mono, float(np.linalg.norm(g)))
 
 
 def predict_limits(xs: np.ndarray, ys: np.ndarray, pmap: CoordinateMap, *, tol: float = 1e-11,
@@ -374,6 +387,7 @@ def predict_limits(xs: np.ndarray, ys: np.ndarray, pmap: CoordinateMap, *, tol: 
     coordinates are the ``M d`` coordinates of the batch (``pmap`` built from ``(M, d)`` arrays flattened to
     ``M d``): damped Newton on every convex dual together (batched ``n x n`` solves, Armijo backtracking per
     problem); problems it leaves unconverged are solved one by one by :func:`predict_limit`. Returns ``beta (M, d)``.
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 2.
     """
     xs = np.asarray(xs, dtype=np.float64)
     ys = np.asarray(ys, dtype=np.float64)
@@ -430,7 +444,7 @@ def predict_limits(xs: np.ndarray, ys: np.ndarray, pmap: CoordinateMap, *, tol: 
     beta = pmap.value(z).reshape(m, d)
     bad = np.linalg.norm(g, axis=1) > max(tol, 1e-9) * scale
     for i in np.flatnonzero(bad):
-        beta[i] = predict_limit(xs[i], ys[i], _slice_map(pmap, i, d)).beta
+        beta[i] = predict_limit(xs[i], ys[i], _slice_map(pmap, int(i), d)).beta
     return beta
 
 
@@ -448,7 +462,7 @@ def _slice_map(pmap: CoordinateMap, i: int, d: int) -> CoordinateMap:
 
 
 def concat_maps(maps: Sequence[CoordinateMap]) -> CoordinateMap:
-    """One map over the concatenated coordinates of several maps of one kind (for :func:`predict_limits`)."""
+    """One map over the concatenated coordinates of several maps of one kind (for :func:`predict_limits`). FALAB: docs/theory/fa_tensor_networks.md Sec. 2."""
     first = maps[0]
     if isinstance(first, PolynomialMap):
         deg = max(mp.coefs.shape[0] for mp in maps)  # type: ignore[attr-defined]
@@ -462,17 +476,19 @@ def concat_maps(maps: Sequence[CoordinateMap]) -> CoordinateMap:
 
 
 def kkt_residual(x: np.ndarray, beta: np.ndarray, pmap: CoordinateMap) -> float:
-    r"""Relative distance of :math:`\nabla\Phi(\beta) = P^{-1}(\beta)` from ``range(X^T)`` (0 at the minimiser)."""
+    r"""Relative distance of :math:`\nabla\Phi(\beta) = P^{-1}(\beta)` from ``range(X^T)`` (0 at the minimiser). FALAB: docs/theory/fa_tensor_networks.md Sec. 2."""
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     grad = pmap.inverse(beta)
     proj = x.T @ np.linalg.lstsq(x.T, grad, rcond=None)[0]
-    return float(np.linalg.norm(grad - proj) / max(np.linalg.norm(grad), 1e-300))
+    return float(np.linalg.norm(grad - proj)) / max(float(np.linalg.norm(grad)), 1e-300)
 
 
 def weighted_lp_interpolator(x: np.ndarray, y: np.ndarray, weights: np.ndarray, q: float, *,
                              tol: float = 1e-13) -> np.ndarray:
     r""":math:`\arg\min \sum_i \omega_i |\beta_i|^q` s.t. :math:`X\beta = y` (``q > 1``), through its dual: the map
-    :math:`P_i(z) = \mathrm{sign}(z)(|z|/(q\omega_i))^{1/(q-1)}` minimises :math:`D(s) = \sum F_i((X^Ts)_i) - y^Ts`."""
+    :math:`P_i(z) = \mathrm{sign}(z)(|z|/(q\omega_i))^{1/(q-1)}` minimises :math:`D(s) = \sum F_i((X^Ts)_i) - y^Ts`.
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 3.
+    """
     if not q > 1:
         raise ValueError(f"Invalid q: {q} (expected > 1)")
     pm = PowerMap(np.asarray(weights, dtype=np.float64), float(q))
@@ -482,7 +498,9 @@ def weighted_lp_interpolator(x: np.ndarray, y: np.ndarray, weights: np.ndarray, 
 @dataclass(frozen=True)
 class PowerMap(CoordinateMap):
     r"""``P = (\Phi')^{-1}`` for :math:`\Phi_i = \omega_i|\beta|^q`: :math:`P_i(z) = \mathrm{sign}(z)(|z|/(q\omega_i))^{r}`,
-    ``r = 1/(q-1)``."""
+    ``r = 1/(q-1)``.
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 3.
+    """
 
     weights: np.ndarray
     q: float
@@ -515,30 +533,30 @@ class PowerMap(CoordinateMap):
 
 
 def lp_norm(beta: np.ndarray, q: float, weights: np.ndarray | None = None) -> float:
-    """``(sum w_i |beta_i|^q)^{1/q}``."""
+    """``(sum w_i |beta_i|^q)^{1/q}``. FALAB: docs/theory/fa_tensor_networks.md Sec. 3."""
     w = np.ones_like(beta) if weights is None else weights
     return float(np.sum(w * np.abs(beta) ** q) ** (1.0 / q))
 
 
 def reference_interpolators(x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    """min-l1 (HiGHS LP) and min-l2 (pseudo-inverse) interpolators, the two implicit biases FA is compared with."""
+    """min-l1 (HiGHS LP) and min-l2 (pseudo-inverse) interpolators, the two implicit biases FA is compared with. FALAB: docs/theory/fa_tensor_networks.md Sec. 5."""
     return {"l1": min_l1_interpolator(x, y), "l2": min_l2_interpolator(x, y)}
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    """``||a - b|| / ||b||``."""
+    """``||a - b|| / ||b||``. FALAB: docs/theory/fa_tensor_networks.md Sec. 5."""
     return float(np.linalg.norm(np.asarray(a) - b) / max(float(np.linalg.norm(b)), 1e-300))
 
 
 def support_recovered(beta: np.ndarray, support: np.ndarray) -> bool:
-    """True when the ``k = |support|`` largest ``|beta_i|`` sit exactly on ``support``."""
+    """True when the ``k = |support|`` largest ``|beta_i|`` sit exactly on ``support``. FALAB: docs/theory/fa_tensor_networks.md Sec. 5."""
     k = len(support)
     top = np.argsort(-np.abs(np.asarray(beta)), kind="stable")[:k]
     return set(int(i) for i in top) == set(int(i) for i in support)
 
 
 def n_at_half(ns: Sequence[float], probs: Sequence[float]) -> float:
-    """Smallest ``n`` where a recovery-probability curve reaches 1/2 (linear interpolation; ``inf`` if never)."""
+    """Smallest ``n`` where a recovery-probability curve reaches 1/2 (linear interpolation; ``inf`` if never). FALAB: docs/theory/fa_tensor_networks.md Sec. 5."""
     ns_a, p = np.asarray(ns, dtype=float), np.asarray(probs, dtype=float)
     for i in range(len(p)):
         if p[i] >= 0.5:
@@ -549,7 +567,7 @@ def n_at_half(ns: Sequence[float], probs: Sequence[float]) -> float:
     return math.inf
 
 
-__all__ = ["CoordinateMap", "PolynomialMap", "SignSymmetryMap", "GradientMap", "PowerMap", "Limit",
+__all__ = ["CoordinateMap", "PolynomialMap", "SignSymmetryMap", "GradientMap", "PowerMap", "TensorLimit",
            "fa_products", "dfa_products", "diagonal_map", "small_init_map", "small_init_exponent", "fa_lp_weights",
            "predict_limit", "predict_limits", "concat_maps", "kkt_residual", "weighted_lp_interpolator", "lp_norm", "reference_interpolators",
            "relative_error", "support_recovered", "n_at_half"]

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ... import theory as ft
 from ...instruments._stats import wilson_interval
 from ...plots._beyond import plot_atlas, plot_phase_transition
-from ...theory import _fa_tensor as ft
 from .._registry import Experiment, Measured, RunContext, register
 from . import claims, configs, runs
 

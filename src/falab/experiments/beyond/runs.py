@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ... import theory as ft
 from ...dynamics import Problem, simulate_flow
 from ...functional import SquaredLoss
 from ...models import DiagonalNet
@@ -19,7 +20,6 @@ from ...rules import (
     FeedbackAlignment,
     UniformSignFeedback,
 )
-from ...theory import _fa_tensor as ft
 from .configs import AtlasConfig, PhaseConfig
 
 RULES = ("gd", "fa", "fa3", "dfa3", "usf")
@@ -138,7 +138,7 @@ def atlas_members(seeds: Sequence[int], cfg: AtlasConfig) -> dict[str, list[Memb
     return out
 
 
-def predicted(members: Sequence[Member]) -> list[ft.Limit]:
+def predicted(members: Sequence[Member]) -> list[ft.TensorLimit]:
     return [ft.predict_limit(m.x, m.y, m.pmap) for m in members]
 
 
