@@ -6,6 +6,7 @@ The metrics table is long-form (one row per time point, ensemble member, measure
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -66,8 +67,8 @@ def git_commit() -> str:
         return "unknown"
 
 
-def package_versions() -> dict[str, str]:
-    """Name -> version of every installed distribution (what a sweep manifest records)."""
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> tuple[tuple[str, str], ...]:
     from importlib import metadata
 
     out: dict[str, str] = {}
@@ -75,7 +76,12 @@ def package_versions() -> dict[str, str]:
         name = dist.metadata["Name"] if dist.metadata else None
         if name:
             out[str(name).lower()] = str(dist.version)
-    return dict(sorted(out.items()))
+    return tuple(sorted(out.items()))
+
+
+def package_versions() -> dict[str, str]:
+    """Name -> version of every installed distribution (what a sweep manifest records; read once per process)."""
+    return dict(_package_versions())
 
 
 def environment() -> dict[str, Any]:

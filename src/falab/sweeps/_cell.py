@@ -23,7 +23,7 @@ import torch
 from .._io import atomic_write_text, atomic_writer
 from ..dynamics import Problem, Trajectory
 from ..instruments import get_measures
-from ..runs import parse_config
+from ..runs import _runner, parse_config
 from ..runs._runner import build_problem, metric_columns, simulate_config
 
 TABLE_COLUMNS = ("time", "step", "member", "measure", "index", "value")
@@ -99,6 +99,14 @@ def _split(traj: Trajectory, sizes: list[int]) -> list[Trajectory]:
     return parts
 
 
+def _measures(cfg: Any, problem: Problem, params0: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """The config's measures as ``falab run`` builds them (predictor distances need the data)."""
+    build = getattr(_runner, "build_measures", None)
+    if build is not None:
+        return dict(build(cfg, problem, params0))
+    return get_measures(list(cfg.measures))
+
+
 def _write_cell(cells_dir: Path, cell: dict[str, Any], traj: Trajectory | None, status: str, message: str,
                 seconds: float, batched: int) -> dict[str, Any]:
     import pyarrow as pa
@@ -140,7 +148,7 @@ def _run_alone(cells_dir: Path, cell: dict[str, Any]) -> dict[str, Any]:
     try:
         cfg = parse_config(cell["config"])
         problem, params0 = build_problem(cfg)
-        traj = simulate_config(cfg, problem, params0, get_measures(list(cfg.measures)))
+        traj = simulate_config(cfg, problem, params0, _measures(cfg, problem, params0))
         status, message = traj.status, traj.message
     except Exception as exc:  # a failed cell never stops the others: its status says why
         status, message = "error", f"{type(exc).__name__}: {exc}" if str(exc) else traceback.format_exc(limit=1)
@@ -169,7 +177,7 @@ def run_batch(cells: list[dict[str, Any]], cells_dir: str, threads: int = 1) -> 
         if stacked is not None:
             sizes = [next(iter(p.values())).shape[0] for _, p in built]
             try:
-                traj = simulate_config(cfgs[0], stacked[0], stacked[1], get_measures(list(cfgs[0].measures)))
+                traj = simulate_config(cfgs[0], stacked[0], stacked[1], _measures(cfgs[0], stacked[0], stacked[1]))
             except Exception:
                 traj = None
             if traj is not None and traj.status == "ok":

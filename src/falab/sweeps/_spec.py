@@ -76,7 +76,22 @@ def config_hash(cfg: RunConfig) -> str:
 
 
 def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:
-    """Set (or with ``None`` remove) ``path`` in a nested config dict; integers index lists."""
+    """Set (or with ``None`` remove) ``path`` in a nested config dict; integers index lists. A block that a removal
+    leaves empty is removed too (``rule.feedback.kind: null`` and ``rule.feedback.std: null`` leave no feedback
+    block, as rule ``bp`` requires)."""
+    _set(tree, path, value)
+    if value is None:
+        parts = path.split(".")
+        for depth in range(len(parts) - 1, 0, -1):
+            parent: Any = tree
+            for part in parts[:depth - 1]:
+                parent = parent.get(part) if isinstance(parent, dict) else None
+            key = parts[depth - 1]
+            if isinstance(parent, dict) and parent.get(key) == {}:
+                del parent[key]
+
+
+def _set(tree: dict[str, Any], path: str, value: Any) -> None:
     parts = path.split(".")
     node: Any = tree
     for i, part in enumerate(parts):
@@ -243,8 +258,10 @@ def load_sweep(path: str | Path, *, allow_large: bool = False) -> Sweep:
 def batch_key(cell: Cell) -> str | None:
     """Cells with the same key can run as one ensemble (None: this cell runs alone)."""
     cfg = cell.config
-    if cfg.dynamics.kind == "sgd" or cfg.rule.feedback.kind == "brsf":
+    if cfg.dynamics.kind == "sgd" or "brsf" in (cfg.rule.name, cfg.rule.feedback.kind):
         return None
+    if any(not isinstance(m, str) for m in cfg.measures):
+        return None  # a predictor distance's reference is computed from one cell's data
     tree = cell.config.model_dump(mode="json")
     for path in BATCHABLE:
         parts = path.split(".")
