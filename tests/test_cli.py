@@ -60,7 +60,7 @@ def _write(tmp_path: Path, cfg) -> Path:
 
 
 BAD_CONFIGS = [
-    ("unknown rule", _with("rule.name", "backprop2"), r"Invalid rule\.name: 'backprop2' \(expected 'bp', 'fa', 'dfa' or 'fa_star'\)"),
+    ("unknown rule", _with("rule.name", "backprop2"), r"Invalid rule\.name: 'backprop2' \(expected 'bp', 'fa', 'dfa', 'fa_star', 'usf', 'frsf' or 'brsf'\)"),
     ("unknown activation", _with("model.activation", "swish"), r"Invalid model\.activation: 'swish' \(expected one of identity, relu"),
     ("negative step size", _with("dynamics.lr", -0.1), r"^error: Invalid dynamics\.lr: -0\.1 \(expected greater than 0 or a mapping\)$"),
     ("zero step size", _with("dynamics.lr", 0.0), r"^error: Invalid dynamics\.lr: 0\.0 \(expected greater than 0 or a mapping\)$"),
@@ -72,7 +72,7 @@ BAD_CONFIGS = [
     ("widths too short", _with("model.widths", [4]), r"^error: Invalid model\.widths: \[4\] \(expected a list of at least 2 items\)$"),
     ("unknown loss", _with("loss.name", "hinge"), r"Invalid loss\.name: 'hinge' \(expected 'squared', 'exponential' or 'cross_entropy'\)"),
     ("bad reduction", _with("loss.reduction", "avg"), r"Invalid loss\.reduction: 'avg' \(expected 'mean' or 'sum'\)"),
-    ("unknown dynamics kind", _with("dynamics.kind", "leapfrog"), r"Invalid dynamics\.kind: 'leapfrog' \(expected one of 'flow', 'euler', 'sgd'\)"),
+    ("unknown dynamics kind", _with("dynamics.kind", "leapfrog"), r"Invalid dynamics\.kind: 'leapfrog' \(expected one of 'flow', 'euler', 'sgd', 'modified_trapezoid'\)"),
     ("misspelled field", _with("modle", 1), r"^error: Invalid modle: 1 \(expected one of the fields seed, ensemble, model, data, rule, loss, dynamics, measures\)$"),
     ("sgd without batch", _with("dynamics.kind", "sgd"), r"^error: Invalid dynamics\.batch_size: None \(expected an integer >= 1 \(required for kind 'sgd'\)\)$"),
     ("negative seed", _with("seed", -3), r"^error: Invalid seed: -3 \(expected an integer with 0 <= seed < 2\*\*63\)$"),

@@ -205,7 +205,7 @@ CORPUS: list[Case] = [
     _rc("activation bad slope", r"^error: Invalid activation: 'leaky_relu:abc'", model__activation="leaky_relu:abc"),
     _rc("bias string", r"^error: Invalid model\.bias: 'maybe' \(expected true or false\)$", model__bias="maybe"),
     _rc("bias int", r"^error: Invalid model\.bias: 1 \(expected true or false\)$", model__bias=1),
-    _rc("model unknown key", r"^error: Invalid model\.depth: 3 \(expected one of the fields widths, activation, bias, init\)$", model__depth=3),
+    _rc("model unknown key", r"^error: Invalid model\.depth: 3 \(expected no depth for model kind 'mlp' \(it takes activation, bias, init, widths\)\)$", model__depth=3),
     _rc("init scheme unknown", r"^error: Invalid model\.init\.scheme: 'he' \(expected 'gaussian', 'xavier', 'kaiming' or 'zeros'\)$", model__init={"scheme": "he"}),
     _rc("init std negative", r"^error: Invalid model\.init\.std: -1 \(expected greater than or equal to 0 or a list\)$", model__init={"scheme": "gaussian", "std": -1}),
     _rc("init std with xavier", r"^error: Invalid model\.init\.std: 0\.1 \(expected no std for scheme 'xavier'", model__init={"scheme": "xavier", "std": 0.1}),
@@ -216,7 +216,7 @@ CORPUS: list[Case] = [
     _rc("zero_layers strings", r"^error: Invalid model\.init\.zero_layers\.0: '1' \(expected an integer\)$", model__init={"zero_layers": ["1"]}),
     _rc("init unknown key", r"^error: Invalid model\.init\.mean: 0 \(expected one of the fields scheme, std, zero_layers\)$", model__init={"mean": 0}),
     # ------------------------------------------------------------------ run: data
-    _rc("data kind unknown", r"^error: Invalid data\.kind: 'mnist' \(expected 'teacher', 'digits', 'mnist1d' or 'file'\)$", data__kind="mnist"),
+    _rc("data kind unknown", r"^error: Invalid data\.kind: 'mnist' \(expected 'teacher', 'sparse_teacher', 'low_rank', 'digits', 'mnist1d' or 'file'\)$", data__kind="mnist"),
     _rc("n_samples zero", r"^error: Invalid data\.n_samples: 0 \(expected greater than or equal to 1\)$", data__n_samples=0),
     _rc("n_samples bool", r"^error: Invalid data\.n_samples: True \(expected an integer\)$", data__n_samples=True),
     _rc("n_samples string", r"^error: Invalid data\.n_samples: '6' \(expected an integer\)$", data__n_samples="6"),
@@ -229,7 +229,7 @@ CORPUS: list[Case] = [
     _rc("file without path", r"^error: Invalid data\.path: None \(expected a path to an \.npz file", data={"kind": "file"}),
     _rc("file with n_samples", r"^error: Invalid data\.n_samples: 5 \(expected no n_samples for data\.kind 'file'", data={"kind": "file", "path": "d.npz", "n_samples": 5}),
     _rc("path a number", r"^error: Invalid data\.path: 3 \(expected a string\)$", data={"kind": "file", "path": 3}),
-    _rc("data unknown key", r"^error: Invalid data\.size: 3 \(expected one of the fields kind, n_samples, noise, path\)$", data__size=3),
+    _rc("data unknown key", r"^error: Invalid data\.size: 3 \(expected one of the fields kind, n_samples, noise, sparsity, rank, path\)$", data__size=3),
     _rc("digits widths mismatch", r"^error: Invalid model\.widths\[0\]: 3 \(expected the data's input width 64", data={"kind": "digits", "n_samples": 20}),
     _run("npz missing", _file_cfg(), r"^error: Invalid data\.path: 'd\.npz' \(expected an existing file"),
     _run("npz garbage", _file_cfg(), r"^error: Invalid data\.path: 'd\.npz' \(expected an \.npz file with numeric arrays X and y \(File is not a zip file\)\)$", files={"d.npz": b"garbage" * 10}),
@@ -253,17 +253,17 @@ CORPUS: list[Case] = [
     _run("npz widths mismatch deep", _with(_file_cfg(), model__widths=[3, 4, 4, 2]), r"^error: Invalid model\.widths\[-1\]: 2 \(expected the data's output width 1\)$", files={"d.npz": _npz(X=np.ones((4, 3)), y=np.ones(4))}),
     _run("npz a directory", _file_cfg(), r"^error: Invalid data\.path: 'd\.npz' \(expected an existing file", setup=_mkdir("d.npz")),
     # ------------------------------------------------------------------ run: rule and loss
-    _rc("rule name unknown", r"^error: Invalid rule\.name: 'backprop2' \(expected 'bp', 'fa', 'dfa' or 'fa_star'\)$", rule__name="backprop2"),
-    _rc("rule name number", r"^error: Invalid rule\.name: 1 \(expected 'bp', 'fa', 'dfa' or 'fa_star'\)$", rule__name=1),
+    _rc("rule name unknown", r"^error: Invalid rule\.name: 'backprop2' \(expected 'bp', 'fa', 'dfa', 'fa_star', 'usf', 'frsf' or 'brsf'\)$", rule__name="backprop2"),
+    _rc("rule name number", r"^error: Invalid rule\.name: 1 \(expected 'bp', 'fa', 'dfa', 'fa_star', 'usf', 'frsf' or 'brsf'\)$", rule__name=1),
     _rc("rule name missing", r"^error: Invalid rule\.name: missing \(expected this required field\)$", rule={"feedback": {"kind": "gaussian"}}),
     _rc("feedback under bp", r"^error: Invalid rule\.feedback: \{'kind': 'gaussian', .*\(expected no feedback block for rule 'bp'", rule={"name": "bp", "feedback": {"kind": "gaussian"}}),
-    _rc("feedback kind unknown", r"^error: Invalid rule\.feedback\.kind: 'bogus' \(expected 'gaussian', 'uniform'", rule__feedback={"kind": "bogus"}),
+    _rc("feedback kind unknown", r"^error: Invalid rule\.feedback\.kind: 'bogus' \(expected 'scaled_like_weight', 'gaussian', 'uniform'", rule__feedback={"kind": "bogus"}),
     _rc("feedback std zero", r"^error: Invalid rule\.feedback\.std: 0 \(expected greater than 0\)$", rule__feedback={"std": 0}),
     _rc("feedback std inf", r"^error: Invalid rule\.feedback\.std: inf \(expected a finite number", rule__feedback={"std": float("inf")}),
     _rc("feedback std for uniform", r"^error: Invalid rule\.feedback\.std: 0\.5 \(expected no std for kind 'uniform'", rule__feedback={"kind": "uniform", "std": 0.5}),
-    _rc("feedback scale for gaussian", r"^error: Invalid rule\.feedback\.scale: 2(\.0)? \(expected no scale for kind 'gaussian'", rule__feedback={"scale": 2}),
+    _rc("feedback scale for gaussian", r"^error: Invalid rule\.feedback\.scale: 2(\.0)? \(expected no scale for kind 'gaussian'", rule__feedback={"kind": "gaussian", "scale": 2}),
     _rc("feedback scale string", r"^error: Invalid rule\.feedback\.scale: 'big' \(expected a number\)$", rule__feedback={"kind": "uniform", "scale": "big"}),
-    _rc("feedback unknown key", r"^error: Invalid rule\.feedback\.seed: 1 \(expected one of the fields kind, std, scale\)$", rule__feedback={"seed": 1}),
+    _rc("feedback unknown key", r"^error: Invalid rule\.feedback\.seed: 1 \(expected one of the fields kind, std, scale, structured\)$", rule__feedback={"seed": 1}),
     _rc("rule unknown key", r"^error: Invalid rule\.lr: 1 \(expected one of the fields name, feedback\)$", rule__lr=1),
     _rc("loss unknown", r"^error: Invalid loss\.name: 'hinge' \(expected 'squared', 'exponential' or 'cross_entropy'\)$", loss__name="hinge"),
     _rc("reduction unknown", r"^error: Invalid loss\.reduction: 'avg' \(expected 'mean' or 'sum'\)$", loss__reduction="avg"),
@@ -272,8 +272,8 @@ CORPUS: list[Case] = [
     _rc("fa_star with cross-entropy", r"^error: Invalid loss\.name: 'cross_entropy' \(expected 'squared' for rule 'fa_star'\)$", rule__name="fa_star", loss__name="cross_entropy", model__widths=[3, 4, 2]),
     _rc("loss unknown key", r"^error: Invalid loss\.weight: 2 \(expected one of the fields name, reduction\)$", loss__weight=2),
     # ------------------------------------------------------------------ run: dynamics
-    _rc("dynamics kind missing", r"^error: Invalid dynamics\.kind: missing \(expected one of 'flow', 'euler', 'sgd'\)$", dynamics={"lr": 0.1, "steps": 2}),
-    _rc("dynamics kind unknown", r"^error: Invalid dynamics\.kind: 'leapfrog' \(expected one of 'flow', 'euler', 'sgd'\)$", dynamics__kind="leapfrog"),
+    _rc("dynamics kind missing", r"^error: Invalid dynamics\.kind: missing \(expected one of 'flow', 'euler', 'sgd', 'modified_trapezoid'\)$", dynamics={"lr": 0.1, "steps": 2}),
+    _rc("dynamics kind unknown", r"^error: Invalid dynamics\.kind: 'leapfrog' \(expected one of 'flow', 'euler', 'sgd', 'modified_trapezoid'\)$", dynamics__kind="leapfrog"),
     _rc("dynamics a string", r"^error: Invalid dynamics(\.kind)?: 'euler' \(expected", dynamics="euler"),
     _rc("lr negative", r"^error: Invalid dynamics\.lr: -0\.1 \(expected greater than 0 or a mapping\)$", dynamics__lr=-0.1),
     _rc("lr zero", r"^error: Invalid dynamics\.lr: 0 \(expected greater than 0 or a mapping\)$", dynamics__lr=0),
@@ -294,7 +294,7 @@ CORPUS: list[Case] = [
     _rc("sgd without batch_size", r"^error: Invalid dynamics\.batch_size: None \(expected an integer >= 1 \(required for kind 'sgd'\)\)$", dynamics__kind="sgd"),
     _rc("sgd batch larger than data", r"^error: Invalid dynamics\.batch_size: 100 \(expected at most the number of samples \(6\)\)$", dynamics__kind="sgd", dynamics__batch_size=100),
     _rc("sgd batch zero", r"^error: Invalid dynamics\.batch_size: 0 \(expected greater than or equal to 1\)$", dynamics__kind="sgd", dynamics__batch_size=0),
-    _rc("euler unknown key", r"^error: Invalid dynamics\.momentum: 0\.9 \(expected one of the fields kind, lr, steps, record_every, batch_size\)$", dynamics__momentum=0.9),
+    _rc("euler unknown key", r"^error: Invalid dynamics\.momentum: 0\.9 \(expected one of the fields kind, lr, steps, record_every, batch_size, stop\)$", dynamics__momentum=0.9),
     _rc("t_end zero", r"^error: Invalid dynamics\.t_end: 0 \(expected greater than 0\)$", dynamics={"kind": "flow", "t_end": 0}),
     _rc("t_end negative", r"^error: Invalid dynamics\.t_end: -1 \(expected greater than 0\)$", dynamics={"kind": "flow", "t_end": -1}),
     _rc("t_end inf", r"^error: Invalid dynamics\.t_end: inf \(expected a finite number", dynamics={"kind": "flow", "t_end": float("inf")}),
@@ -309,7 +309,7 @@ CORPUS: list[Case] = [
     _rc("step_size with DOP853", r"^error: Invalid dynamics\.step_size: 0\.01 \(expected no step_size for the adaptive method 'DOP853'", dynamics={"kind": "flow", "t_end": 1, "step_size": 0.01}),
     _rc("rk4 step 1e-15", r"^error: Invalid run size: about .* GB", dynamics={"kind": "flow", "t_end": 100.0, "n_points": 2, "method": "rk4", "step_size": 1e-15}),
     _rc("max_evaluations zero", r"^error: Invalid dynamics\.max_evaluations: 0 \(expected greater than or equal to 1\)$", dynamics={"kind": "flow", "t_end": 1, "max_evaluations": 0}),
-    _rc("flow unknown key", r"^error: Invalid dynamics\.steps: 3 \(expected one of the fields kind, t_end, n_points, rtol, atol, method, step_size, max_evaluations\)$", dynamics={"kind": "flow", "t_end": 1, "steps": 3}),
+    _rc("flow unknown key", r"^error: Invalid dynamics\.steps: 3 \(expected one of the fields kind, t_end, n_points, rtol, atol, method, step_size, max_evaluations, stop\)$", dynamics={"kind": "flow", "t_end": 1, "steps": 3}),
     # ------------------------------------------------------------------ run: measures
     _rc("measure unknown", r"^error: Invalid measures\.1: 'entropy' \(expected 'loss', 'layer_norms'", measures=["loss", "entropy"]),
     _rc("measures a string", r"^error: Invalid measures: 'loss' \(expected a list\)$", measures="loss"),
@@ -426,6 +426,23 @@ CORPUS: list[Case] = [
     Case("bench/FALAB_THREADS zero", ["bench", "--quick"], r"^error: Invalid FALAB_THREADS: 0 \(expected an integer >= 1\)$", env={"FALAB_THREADS": "0"}),
     # ------------------------------------------------------------------ top level
     Case("top/unknown command", ["frobnicate"], r"^error: No such command 'frobnicate'\."),
+]
+
+# falab sweep (issue 13): malformed sweep files are refused before anything runs (nothing written)
+def _sweep(cid: str, doc: dict[str, Any], pattern: str) -> Case:
+    return Case(f"sweep/{cid}", ["sweep", "{cfg}", "--out", "{tmp}/out"], pattern, config={"base": RUN_BASE, **doc})
+
+
+CORPUS += [
+    _sweep("unknown field path", {"grid": {"model.init.sdt": [0.1]}}, r"^error: Invalid model\.init\.sdt in sweep cell 0 "),
+    _sweep("empty axis", {"grid": {"seed": []}}, r"^error: Invalid sweep axis seed: \[\] \(expected a non-empty list of values\)$"),
+    _sweep("zipped lengths differ", {"zip": [{"seed": [0, 1], "dynamics.lr": [0.1]}]}, r"^error: Invalid sweep zip group 0: seed has 2, dynamics\.lr has 1 \(expected zipped axes of one length\)$"),
+    _sweep("cell fails validation", {"grid": {"dynamics.lr": [0.1, -1.0]}}, r"^error: Invalid dynamics\.lr in sweep cell 1 \(dynamics\.lr=-1\.0\): "),
+    _sweep("no axes", {}, r"^error: Invalid sweep axes: none \(expected at least one axis under grid or zip\)$"),
+    _sweep("unknown key", {"axes": {"seed": [0]}}, r"^error: Invalid sweep key: 'axes' \(expected one of base, grid, zip, batch\)$"),
+    Case("sweep/--workers 0", ["sweep", "{cfg}", "--out", "{tmp}/out", "--workers", "0"], r"^error: Invalid --workers: 0 \(expected an integer in \[1, 256\]\)$", config={"base": RUN_BASE, "grid": {"seed": [0]}}),
+    Case("sweep/--batch 0", ["sweep", "{cfg}", "--out", "{tmp}/out", "--batch", "0"], r"^error: Invalid --batch: 0 \(expected an integer >= 1 \(cells per task\)\)$", config={"base": RUN_BASE, "grid": {"seed": [0]}}),
+    Case("sweep/missing file", ["sweep", "{tmp}/nope.yaml", "--out", "{tmp}/out"], r"^error: Invalid sweep path: '.*nope\.yaml' \(expected an existing file\)$"),
 ]
 
 # the placeholder above: a nested duplicate key needs hand-written YAML

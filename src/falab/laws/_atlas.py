@@ -23,27 +23,22 @@ from typing import Any
 
 from .._checks import invalid
 from ..models import MLP
-from ..rules import (
-    Backprop,
-    BatchRandomMagnitudeSignFeedback,
-    DirectFeedbackAlignment,
-    FAStar,
-    FeedbackAlignment,
-    FixedRandomMagnitudeSignFeedback,
-    UniformSignFeedback,
-)
+from ..registry import RULES
+from ..registry import make_rule as registry_rule
+from ..rules import Backprop
 from ._discover import FUNCTION_CLASSES, Discovery, Polynomials, discover
 from ._field import check_rule
 
-RULE_FACTORIES: dict[str, Callable[[], Any]] = {
-    "bp": Backprop,
-    "fa": FeedbackAlignment,
-    "dfa": DirectFeedbackAlignment,
-    "fa_star": FAStar,
-    "usf": lambda: FeedbackAlignment(UniformSignFeedback()),
-    "frsf": lambda: FeedbackAlignment(FixedRandomMagnitudeSignFeedback()),
-    "brsf": lambda: FeedbackAlignment(BatchRandomMagnitudeSignFeedback()),
-}
+
+# The rule names of falab.registry; fa/dfa/fa_star keep the atlas's named N(0, 1) feedback (its certificates were
+# computed with it), the others take the registry's default kind.
+def _factory(name: str) -> Callable[[], Any]:
+    def make() -> Any:
+        return registry_rule(name, "gaussian" if name in ("fa", "dfa", "fa_star") else None)
+    return make
+
+
+RULE_FACTORIES: dict[str, Callable[[], Any]] = {name: _factory(name) for name in RULES}
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 KEYS = ("seed", "function_class", "rules", "activations", "widths", "verify_flow", "structured", "bias")
 

@@ -8,24 +8,19 @@ not and why) — nothing is printed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
 
 from .._checks import check_choice, invalid
+from ..registry import NN_RULES, make_rule
 from ..rules import (
     AbstractFeedback,
     AbstractLearningRule,
     Backprop,
     DirectFeedbackAlignment,
     FeedbackAlignment,
-    ScaledLikeWeight,
-)
-from ..rules._sign_symmetry import (
-    BatchRandomMagnitudeSignFeedback,
-    FixedRandomMagnitudeSignFeedback,
-    UniformSignFeedback,
 )
 from ._attention import FeedbackMultiheadAttention, attention_unsupported, make_attention
 from ._layers import (
@@ -39,8 +34,9 @@ from ._layers import (
     FeedbackLayer,
 )
 
+# The nn rule names are the registry's rules tagged 'nn' (fa_star has no layer form); the Literal is for type checkers.
 RuleName = Literal["bp", "fa", "dfa", "usf", "frsf", "brsf"]
-RULE_NAMES: tuple[RuleName, ...] = ("bp", "fa", "dfa", "usf", "frsf", "brsf")
+RULE_NAMES: tuple[RuleName, ...] = cast("tuple[RuleName, ...]", NN_RULES)
 _SUPPORTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
 # Layers no rule changes, and why (reported by convert; their parameters keep exact gradients).
 _EXACT_REASONS: dict[type, str] = {
@@ -53,20 +49,11 @@ _EXACT = tuple(_EXACT_REASONS)
 
 
 def rule_from_name(name: str, *, generator: torch.Generator | None = None) -> AbstractLearningRule:
-    """The rule object behind a rule name: ``bp``, ``fa`` (``ScaledLikeWeight`` feedback), ``dfa``, and the
-    sign-symmetry rules ``usf``, ``frsf``, ``brsf`` (FA with a sign-symmetry feedback kind)."""
-    check_choice("rule", name, RULE_NAMES)
-    kinds: dict[str, AbstractFeedback] = {
-        "fa": ScaledLikeWeight(),
-        "usf": UniformSignFeedback(),
-        "frsf": FixedRandomMagnitudeSignFeedback(),
-        "brsf": BatchRandomMagnitudeSignFeedback(),
-    }
-    if name == "bp":
-        return Backprop()
-    if name == "dfa":
-        return DirectFeedbackAlignment(feedback=ScaledLikeWeight())
-    return FeedbackAlignment(feedback=kinds[name])
+    """The rule behind an nn rule name, from :mod:`falab.registry` (one default: ``fa`` and ``dfa`` draw
+    ``ScaledLikeWeight`` feedback, ``usf``/``frsf``/``brsf`` are FA with that sign-symmetry kind). ``generator`` is
+    unused (kept for callers): brSF's per-step draws come from each layer's seeded state."""
+    del generator
+    return make_rule(check_choice("rule", name, RULE_NAMES))
 
 
 @dataclass(frozen=True)

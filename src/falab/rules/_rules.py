@@ -15,7 +15,7 @@ from torch import Tensor
 from .._checks import invalid
 from ..functional import SquaredLoss, chain_backward, direct_backward
 from ._base import AbstractLearningRule, RuleState, current_feedback, init_feedback_slots
-from ._feedback import AbstractFeedback, Gaussian
+from ._feedback import AbstractFeedback, ScaledLikeWeight
 
 
 def _check_feedback(fb: object) -> None:
@@ -58,10 +58,11 @@ class FeedbackAlignment(AbstractLearningRule):
     (claims.md §1.3; P000 §4; P003 eq. 2). State keys ``'B2' .. 'BL'``.
 
     Args:
-        feedback: how ``B`` is drawn (:class:`Gaussian` by default; :class:`CopyOfWeight` gives ``B = W(0)``).
+        feedback: how ``B`` is drawn (:class:`ScaledLikeWeight` by default, ``||B_l||_F = ||W_l(0)||_F``, the
+            registry's one default, see :mod:`falab.registry`; :class:`CopyOfWeight` gives ``B = W(0)``).
     """
 
-    feedback: AbstractFeedback = field(default_factory=Gaussian)
+    feedback: AbstractFeedback = field(default_factory=ScaledLikeWeight)
     name: ClassVar[str] = "fa"
 
     def __post_init__(self) -> None:
@@ -98,10 +99,11 @@ class DirectFeedbackAlignment(AbstractLearningRule):
 
     (claims.md §1.3). State keys ``'D1' .. 'D{L-1}'``, each stored as ``D_l^T`` with shape ``(n_L, n_l)`` — the shape
     of the chain ``W_L W_{L-1} ... W_{l+1}`` it replaces, so ``D_{L-1}^T`` has ``W_L``'s shape and two-layer DFA equals
-    FA with ``B_2 = D_1^T``. :class:`CopyOfWeight` copies that chain at t = 0.
+    FA with ``B_2 = D_1^T``. :class:`CopyOfWeight` copies that chain at t = 0. Default feedback:
+    :class:`ScaledLikeWeight` (the norm of that chain at t = 0).
     """
 
-    feedback: AbstractFeedback = field(default_factory=Gaussian)
+    feedback: AbstractFeedback = field(default_factory=ScaledLikeWeight)
     name: ClassVar[str] = "dfa"
 
     def __post_init__(self) -> None:
@@ -155,7 +157,7 @@ class FAStar(AbstractLearningRule):
     ``update`` returns zero for ``W_L``. Squared loss only. State keys as FA.
     """
 
-    feedback: AbstractFeedback = field(default_factory=Gaussian)
+    feedback: AbstractFeedback = field(default_factory=ScaledLikeWeight)
     name: ClassVar[str] = "fa_star"
 
     def __post_init__(self) -> None:
@@ -179,6 +181,10 @@ class FAStar(AbstractLearningRule):
         name = f"W{model.n_layers}"
         if name not in params:
             raise invalid("model", type(model).__name__, "a model whose last layer is parameter 'W<L>' for FA*")
+        if tuple(w_last.shape) != tuple(params[name].shape):
+            # e.g. deep matrix sensing: its read-out W_L is a reshaped matrix, not the dense last layer FA* solves for
+            raise invalid("model", type(model).__name__, "a model whose last dense layer is the parameter "
+                          f"'{name}' itself for FA* (an MLP or matrix factorisation)")
         new[name] = w_last.contiguous()
         return new
 

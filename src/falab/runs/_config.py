@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -11,6 +11,21 @@ from .._checks import FalabInputError, Seed, check_memory, format_validation_err
 from .._checks import config_rule_error as _rule_error
 from .._io import load_yaml_file
 from ..functional import ACTIVATIONS
+from ..registry import FEEDBACK, MEASURES, MODELS, PREDICTORS, RULES
+
+# The names a config accepts are the registry's keys (one table); type checkers see plain strings.
+if TYPE_CHECKING:
+    RuleName: TypeAlias = str
+    FeedbackName: TypeAlias = str
+    ModelKind: TypeAlias = str
+    MeasureName: TypeAlias = str
+    PredictorName: TypeAlias = str
+else:
+    RuleName = Literal[tuple(RULES)]
+    FeedbackName = Literal[tuple(FEEDBACK)]
+    ModelKind = Literal[tuple(MODELS)]
+    MeasureName = Literal[tuple(n for n in MEASURES if n != "distance_to_predictor")]
+    PredictorName = Literal[tuple(PREDICTORS)]
 
 # strict: no bool -> int or str -> number coercion (``steps: true`` and ``widths: ['3']`` are errors);
 # allow_inf_nan=False: ``noise: .inf`` is a config mistake (exit 2), not a diverging run
@@ -34,12 +49,92 @@ class InitConfig(BaseModel):
         return self
 
 
+_Pos = Annotated[int, Field(ge=1)]
+
+# Which fields each model kind takes (others are a config mistake) and which it requires.
+_MODEL_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    "mlp": ({"widths", "activation", "bias", "init"}, {"widths"}),
+    "deep_linear": ({"widths", "bias", "init"}, {"widths"}),
+    "fully_connected": ({"widths", "alpha", "directions"}, {"widths"}),
+    "diagonal": ({"d", "depth", "alpha", "directions"}, {"d"}),
+    "circular_conv": ({"d", "filters", "alpha", "directions"}, {"d"}),
+    "deep_matrix_sensing": ({"d", "depth", "alpha"}, {"d"}),
+    "matrix_factorization": ({"n", "r", "m", "init"}, {"n", "r", "m"}),
+}
+
+
 class ModelConfig(BaseModel):
+    """A model family (``kind``, default ``mlp``; names from :data:`falab.registry.MODELS`).
+
+    * ``mlp`` / ``deep_linear``: ``widths (n_0, .., n_L)``, ``activation`` (mlp), ``bias``, ``init``.
+    * ``fully_connected`` (``widths (d_1 = d, .., d_L)``), ``diagonal`` (``d``, ``depth``), ``circular_conv``
+      (``d``, ``filters (k_1, .., k_{L-1})``, default one full-length filter): P002's linear tensor networks,
+      initialised ``v_l(0) = alpha * vbar_l`` with unit directions ``vbar_l`` (``directions``: ``random`` — Gaussian,
+      normalised, from the seed —, ``ones`` — normalised all-ones —, or the vectors themselves).
+    * ``deep_matrix_sensing``: ``d``, ``depth``, ``W_l(0) = alpha I`` (l < L), ``W_L(0) = 0`` (P002 Cor. 5).
+    * ``matrix_factorization``: ``n, r, m`` (``Y ~ Z W`` on ``X = I_n``, P004), ``init`` of ``W1 = Z^T, W2 = W^T``.
+    """
+
     model_config = _STRICT
-    widths: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2)]
+    kind: ModelKind = "mlp"
+    widths: Annotated[list[_Pos], Field(min_length=2)] | None = None
     activation: str | list[str] = "relu"
     bias: bool = False
     init: InitConfig = InitConfig()
+    d: _Pos | None = None
+    depth: Annotated[int, Field(ge=2)] = 2
+    filters: list[_Pos] | None = None
+    alpha: Annotated[float, Field(gt=0)] = 1.0
+    directions: Literal["random", "ones"] | list[list[float]] = "random"
+    n: _Pos | None = None
+    r: _Pos | None = None
+    m: _Pos | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> ModelConfig:
+        allowed, required = _MODEL_FIELDS[self.kind]
+        for f in sorted(self.model_fields_set - allowed - {"kind"}):
+            raise _rule_error(f, f"no {f} for model kind {self.kind!r} (it takes "
+                              f"{', '.join(sorted(allowed))})", getattr(self, f))
+        for f in sorted(required):
+            if getattr(self, f) is None:
+                raise _rule_error(f, f"a value (required for model kind {self.kind!r})", None)
+        if self.kind == "circular_conv" and self.filters and self.d is not None and max(self.filters) > self.d:
+            raise _rule_error("filters", f"filter sizes k_l <= d = {self.d}", self.filters)
+        return self
+
+    @property
+    def in_out(self) -> tuple[int, int]:
+        """The data's input and output widths for this model."""
+        if self.kind in ("mlp", "deep_linear"):
+            assert self.widths is not None
+            return self.widths[0], self.widths[-1]
+        if self.kind == "fully_connected":
+            assert self.widths is not None
+            return self.widths[0], 1
+        if self.kind in ("diagonal", "circular_conv"):
+            assert self.d is not None
+            return self.d, 1
+        if self.kind == "deep_matrix_sensing":
+            assert self.d is not None
+            return self.d * self.d, 1
+        assert self.n is not None and self.m is not None
+        return self.n, self.m
+
+    @property
+    def n_layers(self) -> int:
+        if self.kind in ("mlp", "deep_linear", "fully_connected"):
+            assert self.widths is not None
+            return len(self.widths) - (1 if self.kind != "fully_connected" else 0)
+        if self.kind == "circular_conv":
+            return len(self.filters or [0]) + 1
+        if self.kind == "matrix_factorization":
+            return 2
+        return self.depth
+
+    @property
+    def tensor_net(self) -> bool:
+        return self.kind in ("fully_connected", "diagonal", "circular_conv")
 
     @field_validator("activation")
     @classmethod
@@ -52,34 +147,64 @@ class ModelConfig(BaseModel):
 
 
 class DataConfig(BaseModel):
-    """Data: ``teacher`` (Gaussian inputs, linear teacher y = T x + noise), ``digits`` (scikit-learn, 64 inputs,
-    10 classes one-hot), ``mnist1d`` (generated locally, 40 inputs, 10 classes) or ``file`` (an .npz with X, y)."""
+    """Data: ``teacher`` (Gaussian inputs, linear teacher y = T x + noise), ``sparse_teacher`` (the same with
+    ``sparsity`` nonzero teacher entries per output), ``low_rank`` (a rank-``rank`` target: ``Y = U V^T`` on
+    ``X = I_n`` for matrix factorisation, ``y_i = <A_i, M*>`` with Gaussian ``A_i`` for deep matrix sensing),
+    ``digits`` (scikit-learn, 64 inputs, 10 classes one-hot), ``mnist1d`` (generated locally, 40 inputs, 10 classes)
+    or ``file`` (an .npz with X, y)."""
 
     model_config = _STRICT
-    kind: Literal["teacher", "digits", "mnist1d", "file"] = "teacher"
+    kind: Literal["teacher", "sparse_teacher", "low_rank", "digits", "mnist1d", "file"] = "teacher"
     n_samples: Annotated[int, Field(ge=1)] = 10
     noise: Annotated[float, Field(ge=0)] = 0.0
+    sparsity: Annotated[int, Field(ge=1)] = 1
+    rank: Annotated[int, Field(ge=1)] = 1
     path: str | None = None
 
-
-class FeedbackConfig(BaseModel):
-    model_config = _STRICT
-    kind: Literal["gaussian", "uniform", "copy_of_weight", "scaled_like_weight", "usf", "frsf", "brsf"] = "gaussian"
-    std: Annotated[float, Field(gt=0)] = 1.0
-    scale: Annotated[float, Field(gt=0)] = 1.0
-
     @model_validator(mode="after")
-    def _no_ignored_options(self) -> FeedbackConfig:
-        for field, owner in (("std", "gaussian"), ("scale", "uniform")):
-            if field in self.model_fields_set and self.kind != owner:
-                raise _rule_error(field, f"no {field} for kind {self.kind!r} (it is used by kind {owner!r} only)",
-                                  getattr(self, field))
+    def _options_of_kind(self) -> DataConfig:
+        for f, owner in (("sparsity", "sparse_teacher"), ("rank", "low_rank")):
+            if f in self.model_fields_set and self.kind != owner:
+                raise _rule_error(f, f"no {f} for data.kind {self.kind!r} (it is used by kind {owner!r} "
+                                  "only)", getattr(self, f))
         return self
 
 
-class RuleConfig(BaseModel):
+class FeedbackConfig(BaseModel):
+    """A feedback kind of :data:`falab.registry.FEEDBACK` with its options (``std`` for gaussian, ``scale`` for
+    uniform and usf). ``structured: true`` (tensor networks, FA) draws ``b_l`` shaped like ``v_l`` and uses
+    ``B_l = A_l(b_l)``, feedback with the layer's structure (a diagonal, a circulant); by default ``B_l`` is a dense
+    matrix of the dense weight's shape."""
+
     model_config = _STRICT
-    name: Literal["bp", "fa", "dfa", "fa_star"]
+    kind: FeedbackName = "scaled_like_weight"
+    std: Annotated[float, Field(gt=0)] = 1.0
+    scale: Annotated[float, Field(gt=0)] = 1.0
+    structured: bool = False
+
+    @model_validator(mode="after")
+    def _no_ignored_options(self) -> FeedbackConfig:
+        for field, owners in (("std", ("gaussian",)), ("scale", ("uniform", "usf"))):
+            if field in self.model_fields_set and self.kind not in owners:
+                raise _rule_error(field, f"no {field} for kind {self.kind!r} (it is used by kind "
+                                  f"{' / '.join(repr(o) for o in owners)} only)", getattr(self, field))
+        if self.structured and self.kind not in ("gaussian", "uniform", "scaled_like_weight"):
+            raise _rule_error("structured", "a random fixed kind (gaussian, uniform, scaled_like_weight) for "
+                              "structured feedback", self.kind)
+        return self
+
+    def options(self) -> dict[str, Any]:
+        """The kind's options as :func:`falab.registry.make_feedback` takes them."""
+        return {k: getattr(self, k) for k in FEEDBACK[self.kind].options if k in ("std", "scale")
+                and (k in self.model_fields_set or self.kind != "usf")}
+
+
+class RuleConfig(BaseModel):
+    """A rule of :data:`falab.registry.RULES`; without a feedback block the registry's default kind is used
+    (``scaled_like_weight`` for fa/dfa/fa_star, the kind of the same name for usf/frsf/brsf)."""
+
+    model_config = _STRICT
+    name: RuleName
     feedback: FeedbackConfig = FeedbackConfig()
 
 
@@ -102,6 +227,7 @@ class FlowConfig(BaseModel):
     method: Literal["DOP853", "RK45", "Radau", "LSODA", "BDF", "RK23", "rk4"] = "DOP853"
     step_size: Annotated[float, Field(gt=0)] | None = None
     max_evaluations: Annotated[int, Field(ge=1)] = 2_000_000
+    stop: StopConfig | None = None
 
     @model_validator(mode="after")
     def _rk4_needs_step(self) -> FlowConfig:
@@ -113,28 +239,50 @@ class FlowConfig(BaseModel):
         return self
 
 
-class EulerConfig(BaseModel):
-    """Full-batch Euler/GD (``kind: euler``) or minibatch SGD (``kind: sgd`` with ``batch_size``);
-    ``lr`` is one step size or one per parameter (``{W1: 0.1, W2: 0.01}``)."""
+class StopConfig(BaseModel):
+    """Stop conditions (:class:`falab.dynamics.Stop`): the run ends when the loss reaches ``loss`` or the update norm
+    ``update_norm`` (per member; the time and reason go to ``manifest.json``)."""
 
     model_config = _STRICT
-    kind: Literal["euler", "sgd"]
+    loss: Annotated[float, Field(ge=0)] | None = None
+    update_norm: Annotated[float, Field(ge=0)] | None = None
+
+
+class EulerConfig(BaseModel):
+    """Full-batch Euler/GD (``kind: euler``), minibatch SGD (``kind: sgd`` with ``batch_size``) or P003's modified
+    trapezoidal scheme (``kind: modified_trapezoid``, MLPs); ``lr`` is one step size or one per parameter
+    (``{W1: 0.1, W2: 0.01}``)."""
+
+    model_config = _STRICT
+    kind: Literal["euler", "sgd", "modified_trapezoid"]
     lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] | dict[str, Annotated[float, Field(gt=0)]]
     steps: Annotated[int, Field(ge=1)]
     record_every: Annotated[int, Field(ge=1)] = 1
     batch_size: Annotated[int, Field(ge=1)] | None = None
+    stop: StopConfig | None = None
 
     @model_validator(mode="after")
     def _sgd_needs_batch(self) -> EulerConfig:
         if self.kind == "sgd" and self.batch_size is None:
             raise _rule_error("batch_size", "an integer >= 1 (required for kind 'sgd')", None)
-        if self.kind == "euler" and self.batch_size is not None:
-            raise _rule_error("batch_size", "no batch_size for kind 'euler' (full batch; use kind 'sgd' for "
+        if self.kind != "sgd" and self.batch_size is not None:
+            raise _rule_error("batch_size", f"no batch_size for kind {self.kind!r} (full batch; use kind 'sgd' for "
                               "minibatches)", self.batch_size)
         return self
 
 
-MEASURE_NAMES = ("loss", "layer_norms", "conserved", "feedback_angle", "update_angle")
+MEASURE_NAMES: tuple[str, ...] = tuple(MEASURES)
+
+
+class PredictorMeasure(BaseModel):
+    """``{name: distance_to_predictor, predictor: pinv | min_l2 | min_l1 | theorem6}``: the relative distance of the
+    end-to-end map ``W_L .. W_1`` (``beta`` for tensor networks) to a named predictor computed from the data
+    (:data:`falab.registry.PREDICTORS`, closed forms of :mod:`falab.theory`). Recorded as
+    ``distance_to_<predictor>``."""
+
+    model_config = _STRICT
+    name: Literal["distance_to_predictor"]
+    predictor: PredictorName
 
 
 class RunConfig(BaseModel):
@@ -148,22 +296,47 @@ class RunConfig(BaseModel):
     rule: RuleConfig
     loss: LossConfig = LossConfig()
     dynamics: Annotated[FlowConfig | EulerConfig, Field(discriminator="kind")]
-    measures: list[Literal["loss", "layer_norms", "conserved", "feedback_angle", "update_angle"]] = [
-        "loss", "layer_norms", "conserved"]
+    measures: list[MeasureName | PredictorMeasure] = ["loss", "layer_norms", "conserved"]
+
+    @field_validator("measures", mode="before")
+    @classmethod
+    def _measure_names(cls, v: Any) -> Any:
+        # a name outside the registry gets the list of names (not the predictor mapping's complaint)
+        if isinstance(v, list):
+            names = [n for n in MEASURES if n != "distance_to_predictor"]
+            for i, item in enumerate(v):
+                if not isinstance(item, dict) and item not in names:
+                    raise _rule_error(str(i), ", ".join(repr(n) for n in names) + " or {name: distance_to_predictor, "
+                                      "predictor: ...}", item)
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
-        n_layers = len(self.model.widths) - 1
+        n_layers = self.model.n_layers
+        n_out = self.model.in_out[1]
         for l in self.model.init.zero_layers:
             if not 1 <= l <= n_layers:
                 raise _rule_error("model.init.zero_layers", f"layer indices in 1..{n_layers}", l)
         if self.rule.name == "fa_star" and self.loss.name != "squared":
             raise _rule_error("loss.name", "'squared' for rule 'fa_star'", self.loss.name)
-        if self.loss.name == "exponential" and self.model.widths[-1] != 1:
-            raise _rule_error("model.widths", "a last width of 1 for the exponential loss", self.model.widths[-1])
-        if self.loss.name == "cross_entropy" and self.model.widths[-1] < 2:
+        if self.loss.name == "exponential" and n_out != 1:
+            raise _rule_error("model.widths", "a last width of 1 for the exponential loss", n_out)
+        if self.loss.name == "cross_entropy" and n_out < 2:
             raise _rule_error("model.widths", "a last width of at least 2 for the cross-entropy loss (with one "
-                              "output the softmax is constant and the loss is 0)", self.model.widths[-1])
+                              "output the softmax is constant and the loss is 0)", n_out)
+        if self.rule.feedback.structured and not (self.model.tensor_net and self.rule.name in ("fa", "fa_star")):
+            raise _rule_error("rule.feedback.structured", "a tensor network (fully_connected, diagonal, "
+                              "circular_conv) trained by fa or fa_star", True)
+        if self.dynamics.kind == "modified_trapezoid" and (self.model.kind not in ("mlp", "deep_linear")
+                                                          or self.rule.name == "fa_star"):
+            raise _rule_error("dynamics.kind", "an mlp / deep_linear model and a rule other than fa_star for "
+                              "'modified_trapezoid'", self.dynamics.kind)
+        if self.data.kind == "low_rank" and self.model.kind not in ("matrix_factorization", "deep_matrix_sensing"):
+            raise _rule_error("data.kind", "a model kind matrix_factorization or deep_matrix_sensing for data "
+                              "'low_rank'", self.data.kind)
+        if self.model.kind == "matrix_factorization" and self.data.kind not in ("low_rank", "file"):
+            raise _rule_error("data.kind", "'low_rank' or 'file' for matrix_factorization (inputs X = I_n)",
+                              self.data.kind)
         if self.rule.name == "bp" and "feedback" in self.rule.model_fields_set:
             raise _rule_error("rule.feedback", "no feedback block for rule 'bp' (it uses the transposed forward "
                               "weights)", self.rule.feedback.model_dump())
@@ -172,9 +345,9 @@ class RunConfig(BaseModel):
         if self.data.kind != "file" and self.data.path is not None:
             raise _rule_error("data.path", f"no path for data.kind {self.data.kind!r} (it is used by kind 'file' "
                               "only)", self.data.path)
-        if self.data.kind != "teacher" and "noise" in self.data.model_fields_set:
-            raise _rule_error("data.noise", f"no noise for data.kind {self.data.kind!r} (it is used by kind "
-                              "'teacher' only)", self.data.noise)
+        if self.data.kind not in ("teacher", "sparse_teacher", "low_rank") and "noise" in self.data.model_fields_set:
+            raise _rule_error("data.noise", f"no noise for data.kind {self.data.kind!r} (it is used by the "
+                              "teacher kinds only)", self.data.noise)
         if self.data.kind == "file" and "n_samples" in self.data.model_fields_set:
             raise _rule_error("data.n_samples", "no n_samples for data.kind 'file' (the file's rows are used)",
                               self.data.n_samples)
@@ -195,7 +368,7 @@ def parse_config(data: dict[str, Any] | RunConfig) -> RunConfig:
         # The first error; the other members of a failed union add their expectation.
         # ErrorDetails is a TypedDict (a plain dict at runtime), the dicts format_validation_errors reads
         errors = cast("list[dict[str, Any]]", exc.errors())
-        raise FalabInputError(format_validation_errors(errors, union_kinds=("flow", "euler", "sgd"),
+        raise FalabInputError(format_validation_errors(errors, union_kinds=("flow", "euler", "sgd", "modified_trapezoid"),
                                                        model=RunConfig)) from None
     except RecursionError:  # a self-referencing YAML alias
         raise invalid("config", "a self-referencing structure", "a tree of fields", quote=False) from None
@@ -211,16 +384,33 @@ def load_config(path: str | Path) -> RunConfig:
 _ROW_BYTES = 220
 
 
+def dense_widths(m: ModelConfig) -> list[int]:
+    """The widths ``(n_0, .., n_L)`` of the dense layers the model presents to the rules."""
+    if m.kind in ("mlp", "deep_linear"):
+        assert m.widths is not None
+        return list(m.widths)
+    if m.kind == "fully_connected":
+        assert m.widths is not None
+        return [*m.widths, 1]
+    if m.kind == "matrix_factorization":
+        assert m.n is not None and m.r is not None and m.m is not None
+        return [m.n, m.r, m.m]
+    assert m.d is not None
+    width = m.d * m.d if m.kind == "deep_matrix_sensing" else m.d
+    return [width] * m.n_layers + [1]
+
+
 def estimate_memory(cfg: RunConfig) -> tuple[float, str]:
     """Estimated peak bytes of a run and what dominates: parameters x ensemble (with the solver's or the scheme's
     working copies), the forward trace, the data, the recorded metrics (kept in memory, then written as CSV rows) and
     the output-time grids."""
-    w = cfg.model.widths
+    w = dense_widths(cfg.model)
     k = cfg.ensemble
     n_params = sum(a * b + (b if cfg.model.bias else 0) for a, b in zip(w[:-1], w[1:]))
     n_layers = len(w) - 1
     d = cfg.data
-    n = {"teacher": d.n_samples, "digits": min(d.n_samples, 1797), "mnist1d": min(d.n_samples, 4000)}.get(d.kind, 0)
+    n = {"teacher": d.n_samples, "sparse_teacher": d.n_samples, "low_rank": d.n_samples, "digits": min(d.n_samples, 1797),
+         "mnist1d": min(d.n_samples, 4000)}.get(d.kind, 0)
     dyn = cfg.dynamics
     if dyn.kind == "flow":
         records = dyn.n_points

@@ -25,21 +25,9 @@ import torch
 from .. import __version__
 from .._checks import FalabInputError, check_memory, invalid
 from .._io import atomic_write_bytes, atomic_write_text, atomic_writer, check_out_dir, check_targets, make_out_dir
-from ..dynamics import Diverged, Euler, Problem, Trajectory, simulate_discrete, simulate_flow
-from ..functional import get_activation, get_loss
-from ..instruments import get_measures
-from ..models import MLP, Params
-from ..rules import (
-    RULES,
-    AbstractLearningRule,
-    BatchRandomMagnitudeSignFeedback,
-    CopyOfWeight,
-    FixedRandomMagnitudeSignFeedback,
-    Gaussian,
-    ScaledLikeWeight,
-    Uniform,
-    UniformSignFeedback,
-)
+from ..dynamics import Diverged, Problem, Stop, Trajectory, simulate_discrete, simulate_flow
+from ..models import MLP, AbstractTensorNet, DeepMatrixSensing, Params
+from ..registry import DYNAMICS, LOSSES, make_feedback, make_measure, make_model, make_rule, predict
 from ._config import RunConfig, check_run_size, parse_config
 
 OUTPUT_FILES = ("manifest.json", "metrics.csv", "timing.json", "figures/loss.png", "figures/conserved.png")
@@ -98,13 +86,42 @@ def environment() -> dict[str, Any]:
     }
 
 
+def _low_rank(cfg: RunConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Matrix factorisation: ``X = I_n``, ``Y = U V^T / sqrt(rank)`` (n x m) + noise; deep matrix sensing: Gaussian
+    ``A_i`` (rows ``vec(A_i)``), ``y_i = <A_i, M*>`` with ``M* = U V^T / sqrt(rank)`` (d x d) + noise."""
+    d, m = cfg.data, cfg.model
+    f64 = torch.float64
+    if m.kind == "matrix_factorization":
+        assert m.n is not None and m.m is not None
+        rows, cols, n = m.n, m.m, m.n
+    else:
+        assert m.d is not None
+        rows, cols, n = m.d, m.d, d.n_samples
+    u = torch.randn(rows, d.rank, generator=generator, dtype=f64)
+    v = torch.randn(cols, d.rank, generator=generator, dtype=f64)
+    target = u @ v.T / d.rank**0.5
+    if m.kind == "matrix_factorization":
+        x, y = torch.eye(n, dtype=f64), target
+    else:
+        x = torch.randn(n, rows * cols, generator=generator, dtype=f64)
+        y = x @ target.reshape(-1, 1)
+    return x, y + d.noise * torch.randn(y.shape, generator=generator, dtype=f64)
+
+
 def load_data(cfg: RunConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Build ``(X, Y)`` in float64 as the config says; checks widths and finiteness."""
-    n_in, n_out = cfg.model.widths[0], cfg.model.widths[-1]
+    n_in, n_out = cfg.model.in_out
     d = cfg.data
-    if d.kind == "teacher":
+    if d.kind == "low_rank":
+        return _low_rank(cfg, generator)
+    if d.kind in ("teacher", "sparse_teacher"):
         x = torch.randn(d.n_samples, n_in, generator=generator, dtype=torch.float64)
         teacher = torch.randn(n_out, n_in, generator=generator, dtype=torch.float64) / n_in**0.5
+        if d.kind == "sparse_teacher":  # keep `sparsity` entries per output row (the rest exactly 0), unit scale
+            k = min(d.sparsity, n_in)
+            keep = torch.argsort(torch.rand(n_out, n_in, generator=generator, dtype=torch.float64), dim=-1)[:, :k]
+            mask = torch.zeros(n_out, n_in, dtype=torch.bool).scatter_(1, keep, True)
+            teacher = torch.where(mask, teacher * (n_in / k) ** 0.5, 0.0)
         y = x @ teacher.T + d.noise * torch.randn(d.n_samples, n_out, generator=generator, dtype=torch.float64)
         if cfg.loss.name == "exponential":
             y = torch.where(y >= 0, 1.0, -1.0).to(torch.float64)
@@ -134,9 +151,9 @@ def load_data(cfg: RunConfig, generator: torch.Generator) -> tuple[torch.Tensor,
     if x.shape[0] < 1:
         raise invalid("data X", f"shape {tuple(x.shape)}", "at least one sample", quote=False)
     if x.dim() != 2 or x.shape[1] != n_in:
-        raise invalid("model.widths[0]", n_in, f"the data's input width {tuple(x.shape)[-1]} (data shape {tuple(x.shape)})")
+        raise invalid("model.widths[0]" if cfg.model.widths else "model input width", n_in, f"the data's input width {tuple(x.shape)[-1]} (data shape {tuple(x.shape)})")
     if y.shape[-1] != n_out:
-        raise invalid("model.widths[-1]", n_out, f"the data's output width {y.shape[-1]}")
+        raise invalid("model.widths[-1]" if cfg.model.widths else "model output width", n_out, f"the data's output width {y.shape[-1]}")
     for name, t in (("data X", x), ("data y", y)):
         if not bool(torch.isfinite(t).all()):
             raise invalid(name, f"{int((~torch.isfinite(t)).sum())} non-finite entries", "finite values only", quote=False)
@@ -176,27 +193,104 @@ def load_npz(path_str: str, name: str = "data.path") -> tuple[np.ndarray, np.nda
         raise invalid(name, path_str, f"{expected} ({reason})") from None
 
 
+def _directions(cfg: RunConfig, model: AbstractTensorNet, g: torch.Generator) -> list[torch.Tensor]:
+    """Unit initial directions ``vbar_l`` (P002 eq. 7): random Gaussian, all-ones, or the config's vectors."""
+    sizes = model.param_sizes
+    dirs = cfg.model.directions
+    if isinstance(dirs, list):
+        if len(dirs) != len(sizes):
+            raise invalid("model.directions", f"{len(dirs)} vectors", f"{len(sizes)} (one per layer)", quote=False)
+        vs = [torch.tensor(v, dtype=torch.float64) for v in dirs]
+        for l, (v, k) in enumerate(zip(vs, sizes), start=1):
+            if v.shape != (k,) or float(v.norm()) == 0:
+                raise invalid(f"model.directions[{l - 1}] length", len(v), f"k_{l} = {k} entries, not all zero")
+    elif dirs == "ones":
+        vs = [torch.ones(k, dtype=torch.float64) for k in sizes]
+    else:
+        vs = [torch.randn(k, generator=g, dtype=torch.float64) for k in sizes]
+    return [v / v.norm() for v in vs]
+
+
+def build_model(cfg: RunConfig, g: torch.Generator) -> tuple[Any, Params]:
+    """The model of the config (:func:`falab.registry.make_model`) and its initial parameters, ensemble dim first."""
+    m = cfg.model
+    k = cfg.ensemble
+    if m.kind in ("mlp", "deep_linear", "matrix_factorization"):
+        table: dict[str, dict[str, Any]] = {"mlp": {"widths": m.widths, "activation": m.activation, "bias": m.bias},
+                                            "deep_linear": {"widths": m.widths, "bias": m.bias},
+                                            "matrix_factorization": {"n": m.n, "r": m.r, "m": m.m}}
+        model = make_model(m.kind, **table[m.kind])
+        assert isinstance(model, MLP)  # these three families are MLPs
+        params = model.init_params(g, ensemble=k, scheme=m.init.scheme, std=m.init.std)
+        for l in m.init.zero_layers:
+            params[f"W{l}"] = torch.zeros_like(params[f"W{l}"])
+        return model, params
+    if m.kind == "deep_matrix_sensing":
+        model = make_model(m.kind, d=m.d, depth=m.depth)
+        assert isinstance(model, DeepMatrixSensing)
+        p = model.init_params(m.alpha)
+        return model, {n: v.expand(k, *v.shape).contiguous() for n, v in p.items()}
+    nets: dict[str, dict[str, Any]] = {"fully_connected": {"widths": m.widths}, "diagonal": {"d": m.d, "depth": m.depth},
+                                       "circular_conv": {"d": m.d, "filters": m.filters}}
+    net = make_model(m.kind, **nets[m.kind])
+    assert isinstance(net, AbstractTensorNet)
+    dirs = _directions(cfg, net, g)
+    p = net.from_directions(dirs, m.alpha)
+    return net, {n: v.expand(k, *v.shape).contiguous() for n, v in p.items()}
+
+
+def _structured_feedback(cfg: RunConfig, model: AbstractTensorNet, params: Params,
+                         g: torch.Generator) -> dict[str, torch.Tensor]:
+    """FA feedback with each layer's structure: ``b_l`` drawn by the config's kind for a vector shaped like ``v_l``
+    (per member), ``B_l = A_l(b_l)`` (the dense map of that layer: a diagonal, a circulant, the read-out row)."""
+    kind = make_feedback(cfg.rule.feedback.kind, **cfg.rule.feedback.options())
+    out = {}
+    for l in range(2, model.n_layers + 1):
+        v = params[f"v{l}"]
+        b = kind.init(v.unsqueeze(-2), generator=g)[..., 0, :]
+        out[f"B{l}"] = model.dense(l - 1, b).contiguous()
+    return out
+
+
 def build_problem(cfg: RunConfig) -> tuple[Problem, Params]:
-    """Model, rule, loss, data, initial parameters and feedback from a config (ensemble dim always present)."""
+    """Model, rule, loss, data, initial parameters and feedback from a config (ensemble dim always present); every
+    name goes through :mod:`falab.registry`."""
     g = torch.Generator().manual_seed(cfg.seed)
     x, y = load_data(cfg, g)
-    act = cfg.model.activation
-    acts = tuple(get_activation(a) for a in act) if isinstance(act, list) else get_activation(act)
-    model = MLP(tuple(cfg.model.widths), acts, bias=cfg.model.bias)
-    init = cfg.model.init
-    params = model.init_params(g, ensemble=cfg.ensemble, scheme=init.scheme, std=init.std)
-    for l in init.zero_layers:
-        params[f"W{l}"] = torch.zeros_like(params[f"W{l}"])
+    model, params = build_model(cfg, g)
     fb = cfg.rule.feedback
-    feedback = {"gaussian": lambda: Gaussian(fb.std), "uniform": lambda: Uniform(fb.scale),
-                "copy_of_weight": CopyOfWeight, "scaled_like_weight": ScaledLikeWeight, "usf": UniformSignFeedback,
-                "frsf": FixedRandomMagnitudeSignFeedback, "brsf": BatchRandomMagnitudeSignFeedback}[fb.kind]()
-    # RULES is typed by the base class, whose constructor takes no feedback; bp takes no argument, the others a kind
-    rule_cls: Callable[..., AbstractLearningRule] = RULES[cfg.rule.name]
-    rule = rule_cls() if cfg.rule.name == "bp" else rule_cls(feedback=feedback)
-    loss = get_loss(cfg.loss.name, cfg.loss.reduction)
-    state = rule.init(model, params, generator=g)
+    named = cfg.rule.name != "bp" and "feedback" in cfg.rule.model_fields_set
+    feedback = make_feedback(fb.kind, **fb.options()) if named else None
+    rule = make_rule(cfg.rule.name, feedback)
+    loss = LOSSES[cfg.loss.name].make(reduction=cfg.loss.reduction)
+    given = None
+    if fb.structured:
+        assert isinstance(model, AbstractTensorNet)  # checked by the config
+        given = _structured_feedback(cfg, model, params, g)
+    state = rule.init(model, params, generator=g, feedback=given)
     return Problem(model, rule, loss, x, y, state), params
+
+
+def build_measures(cfg: RunConfig, problem: Problem, params0: Params) -> dict[str, Any]:
+    """The config's measures (:data:`falab.registry.MEASURES`); ``distance_to_predictor`` entries are recorded as
+    ``distance_to_<predictor>`` against the predictor's map computed from the data (first member's init directions
+    for theorem6)."""
+    out: dict[str, Any] = {}
+    for entry in cfg.measures:
+        if isinstance(entry, str):
+            out[entry] = make_measure(entry)
+            continue
+        x, y = problem.x.numpy(), problem.y.numpy()
+        context: dict[str, Any] = {}
+        if entry.predictor == "theorem6":
+            model = problem.model
+            assert isinstance(model, AbstractTensorNet)
+            context = {"model": model, "alpha": cfg.model.alpha,
+                       "directions": [(params0[f"v{l}"][0] / cfg.model.alpha).numpy()
+                                      for l in range(1, model.n_layers + 1)]}
+        ref = predict(entry.predictor, x, y, **context)
+        out[f"distance_to_{entry.predictor}"] = make_measure("distance_to_predictor", reference=torch.as_tensor(ref))
+    return out
 
 
 def metric_columns(times: list[float], steps: list[int], metrics: dict[str, list[torch.Tensor]]
@@ -383,7 +477,7 @@ def run(config: RunConfig | dict[str, Any], out_dir: str | Path,
     batch = getattr(cfg.dynamics, "batch_size", None)
     if batch is not None and batch > n_samples:
         raise invalid("dynamics.batch_size", batch, f"at most the number of samples ({n_samples})")
-    measures = get_measures(list(cfg.measures))
+    measures = build_measures(cfg, problem, params0)
     config_json = cfg.model_dump(mode="json")
     make_out_dir(out)  # only now: a config rejected by the checks above leaves nothing behind
     with output_lock(out, "out"):
@@ -409,15 +503,17 @@ def simulate_config(cfg: RunConfig, problem: Problem, params0: Params, measures:
     route of ``falab run`` and of the cells of ``falab sweep`` (which may pass several cells stacked as one
     ensemble)."""
     dyn = cfg.dynamics
+    stop = None if dyn.stop is None else Stop(loss=dyn.stop.loss, update_norm=dyn.stop.update_norm)
     if dyn.kind == "flow":
         ts = np.linspace(0.0, dyn.t_end, dyn.n_points).tolist()
         return simulate_flow(problem, params0, ts, rtol=dyn.rtol, atol=dyn.atol, method=dyn.method,
                              step_size=dyn.step_size, max_evaluations=dyn.max_evaluations, measures=measures,
-                             keep_params=False, progress=progress)
+                             keep_params=False, progress=progress, stop=stop)
     g = torch.Generator().manual_seed(cfg.seed + 1)
-    return simulate_discrete(problem, params0, Euler(lr=dyn.lr), dyn.steps, record_every=dyn.record_every,
+    scheme = DYNAMICS[dyn.kind].make(lr=dyn.lr)
+    return simulate_discrete(problem, params0, scheme, dyn.steps, record_every=dyn.record_every,
                              batch_size=dyn.batch_size, generator=g if dyn.batch_size else None,
-                             measures=measures, keep_params=False, progress=progress)
+                             measures=measures, keep_params=False, progress=progress, stop=stop)
 
 
 def _execute(cfg: RunConfig, config_json: dict[str, Any], problem: Problem, params0: Params, measures: dict[str, Any],
@@ -448,4 +544,4 @@ def _execute(cfg: RunConfig, config_json: dict[str, Any], problem: Problem, para
 
 
 __all__ = ["run", "RunResult", "build_problem", "load_data", "load_npz", "environment", "git_commit", "write_metrics",
-           "FalabInputError", "OUTPUT_FILES", "MetricsAppender", "metric_columns", "package_versions", "FINISHED", "simulate_config"]
+           "FalabInputError", "OUTPUT_FILES", "build_measures", "build_model", "MetricsAppender", "metric_columns", "package_versions", "FINISHED", "simulate_config"]
