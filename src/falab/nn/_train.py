@@ -300,7 +300,7 @@ class CharTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[1]
         h = self.tok(x) + self.pos.weight[:n]
-        mask = self.mask[:n, :n].to(h.dtype)
+        mask = cast(torch.Tensor, self.mask)[:n, :n].to(h.dtype)
         return self.head(self.norm(self.encoder(h, mask=mask, is_causal=True)))
 
 

@@ -16,7 +16,7 @@ _COLORS = {"bp": "k", "fa": "tab:blue", "dfa": "tab:orange", "usf": "tab:green",
            "brsf": "tab:purple"}
 
 
-def _band(ax: Any, curves: list[list[float]], label: str, color: str, x: Sequence[float] | None = None) -> None:
+def _band(ax: Any, curves: list[list[float]], label: str, color: Any, x: Sequence[float] | None = None) -> None:
     if not curves:
         return
     n = min(len(c) for c in curves)
