@@ -94,6 +94,8 @@ class ModelConfig(BaseModel):
     def _fields_of_kind(self) -> ModelConfig:
         allowed, required = _MODEL_FIELDS[self.kind]
         for f in sorted(self.model_fields_set - allowed - {"kind"}):
+            if getattr(self, f) == type(self).model_fields[f].default:
+                continue  # a dumped config (manifest.json) repeats the defaults: they change nothing
             raise _rule_error(f, f"no {f} for model kind {self.kind!r} (it takes "
                               f"{', '.join(sorted(allowed))})", getattr(self, f))
         for f in sorted(required):
@@ -164,7 +166,7 @@ class DataConfig(BaseModel):
     @model_validator(mode="after")
     def _options_of_kind(self) -> DataConfig:
         for f, owner in (("sparsity", "sparse_teacher"), ("rank", "low_rank")):
-            if f in self.model_fields_set and self.kind != owner:
+            if f in self.model_fields_set and self.kind != owner and getattr(self, f) != 1:
                 raise _rule_error(f, f"no {f} for data.kind {self.kind!r} (it is used by kind {owner!r} "
                                   "only)", getattr(self, f))
         return self
