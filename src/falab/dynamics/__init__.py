@@ -28,9 +28,10 @@ Examples:
 
 from ._discrete import AbstractScheme, Euler, simulate_discrete
 from ._flow import simulate_flow, vector_field
+from ._jacobian import jacobian_of
 from ._modified_trapezoid import ModifiedTrapezoid
 from ._problem import Diverged, Measure, Problem, Snapshot, StopInfo, Trajectory
 from ._stop import Event, Stop
 
-__all__ = ["AbstractScheme", "Euler", "ModifiedTrapezoid", "simulate_discrete", "simulate_flow", "vector_field",
+__all__ = ["AbstractScheme", "Euler", "ModifiedTrapezoid", "simulate_discrete", "simulate_flow", "vector_field", "jacobian_of",
            "Diverged", "Event", "Measure", "Problem", "Snapshot", "Stop", "StopInfo", "Trajectory"]

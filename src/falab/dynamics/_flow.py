@@ -16,12 +16,13 @@ import torch
 
 from .._checks import check_choice, check_positive, invalid
 from ..models import Params
+from ._jacobian import STIFF_PRODUCT, FieldJacobian, stiff
 from ._piecewise import PatternSwitcher, piecewise_linear
 from ._problem import Measure, Problem, Snapshot, StopInfo, Trajectory
 from ._stop import Conditions, Event, EventFn, Stop
 
 METHODS = ("DOP853", "RK45", "Radau", "LSODA", "BDF", "RK23")
-ROUTES = ("events",)  # falab's own routes on top of scipy (see simulate_flow's ``method``)
+ROUTES = ("events", "auto")  # falab's own routes on top of scipy (see simulate_flow's ``method``)
 CHUNK_MEMBERS = 128  # default member chunk of an ensemble flow (measured fastest, see simulate_flow)
 
 
@@ -68,6 +69,7 @@ def simulate_flow(
     events: Sequence[Event | EventFn] | None = None,
     stop: Stop | None = None,
     sliding: str = "filippov",
+    jacobian: bool | None = None,
     max_step: float = np.inf,
     chunk_members: int | None = CHUNK_MEMBERS,
     progress: Callable[[float], None] | None = None,
@@ -85,7 +87,9 @@ def simulate_flow(
             every output time reached is recorded even if a later step fails; ``'events'``, the piecewise-smooth
             route for ReLU / leaky-ReLU MLPs (DOP853 on the current activation pattern, every switch of a
             pre-activation's sign located on the dense output and the solver restarted there; see
-            :mod:`falab.dynamics._piecewise`); or ``'rk4'``, torchdiffeq's fixed-step RK4 with ``step_size`` (first
+            :mod:`falab.dynamics._piecewise`); ``'auto'``: ``'events'`` for piecewise-linear activations, else the
+            stiffness check of :mod:`falab.dynamics._jacobian` (:math:`\rho(J(\theta_0))\,T > 10^4`: LSODA with the
+            Jacobian, else DOP853; the measured spectral radius and the choice are in ``info['auto']``); or ``'rk4'``, torchdiffeq's fixed-step RK4 with ``step_size`` (first
             order at ReLU kinks). Default (None): ``'events'`` for piecewise-linear activations, else ``DOP853``.
         max_evaluations: budget of vector-field evaluations; when exhausted the run stops with
             ``status = 'stalled'`` and keeps what it recorded.
@@ -94,6 +98,8 @@ def simulate_flow(
         events: functions ``g(t, params)`` or :class:`Event` objects; zero crossings of the non-terminal ones are
             located (scipy methods) and returned in ``trajectory.events`` (one array of times per event); terminal
             events stop the run (or their member) like ``stop.events``.
+        jacobian: give Radau/BDF/LSODA the field's Jacobian from ``torch.func`` (block-diagonal for ensembles, sparse
+            for Radau/BDF). Default (None): yes for those methods; False lets scipy difference it.
         sliding: what the ``'events'`` route does in a Filippov sliding mode (a pre-activation whose field points into
             0 from both sides): ``'filippov'`` integrates the motion on the switching surface (equivalent control),
             ``'stop'`` stops the member there with ``StopInfo(reason='sliding')`` (time, layer, unit, sample) and
@@ -117,7 +123,7 @@ def simulate_flow(
 
     A non-finite state or loss ends the run with ``status = 'diverged'``; the times already reached are kept.
     """
-    if method is None:
+    if method is None or (method == "auto" and piecewise_linear(problem)):
         method = "events" if piecewise_linear(problem) else "DOP853"
     check_choice("flow.method", method, (*METHODS, *ROUTES, "rk4"))
     check_choice("flow.sliding", sliding, ("filippov", "stop"))
@@ -193,6 +199,24 @@ def simulate_flow(
         return field_of(problem, vec) if switcher is None else switcher.field(vec)
 
     y0 = flat.pack(params0)
+    jac = None
+    requested = method
+    if method in ("Radau", "BDF", "LSODA", "auto") and jacobian is not False:
+        lead = tuple(problem.loss_value(params0).shape)
+        members = int(np.prod(lead)) if lead else 1
+        per_member = bool(lead) and all(tuple(v.shape[:len(lead)]) == lead for v in params0.values())
+        jac = FieldJacobian(problem, flat.names, flat.shapes, flat.sizes, members, per_member,
+                            sparse=method in ("Radau", "BDF"))
+    if method == "auto":
+        assert jac is not None
+        is_stiff, rho = stiff(jac, y0, ts[-1])
+        method = "LSODA" if is_stiff else "DOP853"
+        traj.info["auto"] = {"spectral_radius": rho, "rho_times_horizon": rho * ts[-1], "threshold": STIFF_PRODUCT,
+                             "chosen": method}
+        if method == "DOP853":
+            jac = None
+        else:
+            jac.sparse = False
     if method == "rk4":
         assert step_size is not None  # checked on entry: rk4 needs a step > 0
         _fixed_step_rk4(rhs, y0, ts, step_size, record)
@@ -203,8 +227,13 @@ def simulate_flow(
                 conds = Conditions.build(problem, params0, Stop(), [Event(_never, terminal=True, name="none")])
             switcher.set_pattern(y0)
         _adaptive(rhs, y0, ts, "DOP853" if method == "events" else method, rtol, atol, max_step, max_evaluations,
-                  counter, record, traj, events, flat, problem, conds, switcher=switcher)
+                  counter, record, traj, events, flat, problem, conds, switcher=switcher, jac=jac)
     traj.info.update(nfev=counter["nfev"], solver=method, rtol=rtol, atol=atol, step_size=step_size)
+    if requested != method:
+        traj.info["requested"] = requested
+    if jac is not None:
+        traj.info.update(jacobian="torch.func (forward mode)" + (", block-diagonal" if jac.members > 1 else ""),
+                         njev=jac.njev, jacobian_tangents=jac.nfev)
     if switcher is not None:
         traj.info.update(switches=switcher.switches, switch_times=switcher.switch_times[:10_000],
                          sliding_entries=switcher.sliding_entries, sliding=sliding,
