@@ -68,6 +68,26 @@ def test_dfa3_usf_gd_flow_limits_are_the_predictor():
         assert ft.relative_error(flow["beta"][0], lim.beta) <= 1e-8, m.rule
 
 
+def test_conv_predictor_refuses_non_even_data_and_interpolates():
+    with pytest.raises(ValueError, match="Invalid x: not even"):
+        ft.conv_fa_limit(np.array([[1.0, 2.0, 3.0, 4.0]]), np.array([1.0]), np.ones(4))
+    x = np.array([[1.0, 2.0, 0.5, 2.0], [0.3, -1.0, 2.0, -1.0]])
+    beta, beta_hat = ft.conv_fa_limit(x, np.array([1.0, -2.0]), np.array([1.0, 0.5, -0.7, 0.5]))
+    assert np.allclose(x @ beta, [1.0, -2.0], atol=1e-10) and np.allclose(np.fft.fft(beta).real, beta_hat, atol=1e-12)
+
+
+@pytest.mark.slow  # ~50 s under load; the quick reproduce measures the same claim (FALAB-CONV) in the default suite
+def test_conv_fa_flow_limit_is_the_weighted_dft_l43_interpolator():
+    """Even data: FA from zero on CircularConvNet(4) converges to the DFT-domain predictor (to 1e-8), which
+    interpolates."""
+    from falab.experiments.beyond import runs
+
+    out = runs.conv_flows([0, 1], 4, 1, 20.0, 1e-11)
+    for c in out:
+        assert ft.relative_error(c["flow"], c["pred"]) <= 1e-8
+        assert np.linalg.norm(c["x"] @ c["pred"] - c["y"]) <= 1e-10 * np.linalg.norm(c["y"])
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # predictor properties (no simulation)
 

@@ -85,6 +85,7 @@ CLAIMS: dict[str, str] = {
     "FALAB-SIGNS": "From zero init FA's limit depends on |b| only, not on the feedback signs.",
     "FALAB-CONS": "Two-layer FA on a diagonal net conserves Q_i = u_i^2/2 - b_i v_i.",
     "FALAB-NOTL1": "From small init FA's limit is far from min-l1 while GD's is close to it.",
+    "FALAB-CONV": "Even data, full-length 2-layer conv net: FA from zero converges to a weighted DFT-l_{4/3} minimiser.",
     "FALAB-PT-GD": "GD (small init) recovers a k-sparse teacher exactly w.p. >= 1/2 from n = d/2 samples.",
     "FALAB-PT-FA": "Two-layer FA and uSF rarely (<= 0.2) recover a k-sparse teacher exactly from n = d/2 samples.",
     "FALAB-PT-SUPPORT": "Two-layer FA recovers the support less often than GD at n = d/2.",

@@ -201,3 +201,6 @@ __all__ += [
     "predict_limit", "predict_limits", "reference_interpolators", "relative_error", "small_init_exponent",
     "small_init_map", "support_recovered", "weighted_lp_interpolator",
 ]
+from ._fa_tensor import ScaledMap, conv_fa_limit  # noqa: E402
+
+__all__ += ["ScaledMap", "conv_fa_limit"]

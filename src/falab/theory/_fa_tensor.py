@@ -475,6 +475,63 @@ def concat_maps(maps: Sequence[CoordinateMap]) -> CoordinateMap:
     raise ValueError(f"Invalid maps: {type(first).__name__} (expected polynomial, gradient or sign-symmetry maps)")
 
 
+@dataclass(frozen=True)
+class ScaledMap(CoordinateMap):
+    """``P(c z)`` for a map ``P`` and a constant ``c > 0`` (the DFT's factor ``d`` in the convolutional case).
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 6."""
+
+    base: CoordinateMap
+    c: float
+
+    @property
+    def d(self) -> int:
+        return self.base.d
+
+    def value(self, z):
+        return self.base.value(self.c * np.asarray(z, dtype=np.float64))
+
+    def derivative(self, z):
+        return self.c * self.base.derivative(self.c * np.asarray(z, dtype=np.float64))
+
+    def antiderivative(self, z):
+        return self.base.antiderivative(self.c * np.asarray(z, dtype=np.float64)) / self.c
+
+    def monotone(self) -> np.ndarray:
+        return self.base.monotone()
+
+    def inverse(self, beta, *, tol: float = 1e-15):
+        return self.base.inverse(beta, tol=tol) / self.c
+
+
+def _is_even(v: np.ndarray, tol: float = 1e-12) -> bool:
+    v = np.atleast_2d(v)
+    rev = np.roll(v[:, ::-1], 1, axis=1)  # v[(-i) mod d]
+    return bool(np.abs(v - rev).max() <= tol * max(1.0, float(np.abs(v).max())))
+
+
+def conv_fa_limit(x: np.ndarray, y: np.ndarray, b: np.ndarray, w1_0: np.ndarray | None = None,
+                  w2_0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    r"""Two-layer FA on a full-length circular-convolution net (``beta = w_2 (*) w_1``, read-out feedback ``b``) with
+    *even* data, feedback and initialisation: the DFT is real there, the net is a diagonal one in the Fourier basis
+    (``\hat\beta_k = \hat w_{1k}\hat w_{2k}``, feedback ``\hat b_k``), and with ``A = X F^{-1}``,
+    ``\hat z = d A^T s``. Returns ``(beta, beta_hat)``; from zero init ``beta_hat`` minimises
+    :math:`\sum_k |\hat b_k|^{-2/3}|\hat\beta_k|^{4/3}` s.t. :math:`X\beta = y` (a weighted DFT-:math:`\ell_{4/3}`).
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 6."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    n, d = x.shape
+    w1_0 = np.zeros(d) if w1_0 is None else np.asarray(w1_0, dtype=np.float64)
+    w2_0 = np.zeros(d) if w2_0 is None else np.asarray(w2_0, dtype=np.float64)
+    for name, v in (("x", x), ("b", b), ("w1_0", w1_0), ("w2_0", w2_0)):
+        if not _is_even(np.asarray(v, dtype=np.float64)):
+            raise ValueError(f"Invalid {name}: not even (expected v[i] = v[-i mod d]: the real-DFT case)")
+    f = np.fft.fft(np.eye(d))  # F[k, j] = exp(-2 pi i k j / d)
+    a = (x @ np.conj(f)).real / d
+    bh, u0, v0 = (np.fft.fft(np.asarray(v, dtype=np.float64)).real for v in (b, w1_0, w2_0))
+    pm = ScaledMap(diagonal_map(fa_products([bh]), np.vstack([u0, v0])), float(d))
+    beta_hat = predict_limit(a, np.asarray(y, dtype=np.float64), pm).beta
+    return np.fft.ifft(beta_hat).real, beta_hat
+
+
 def kkt_residual(x: np.ndarray, beta: np.ndarray, pmap: CoordinateMap) -> float:
     r"""Relative distance of :math:`\nabla\Phi(\beta) = P^{-1}(\beta)` from ``range(X^T)`` (0 at the minimiser). FALAB: docs/theory/fa_tensor_networks.md Sec. 2."""
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
@@ -569,5 +626,5 @@ def n_at_half(ns: Sequence[float], probs: Sequence[float]) -> float:
 
 __all__ = ["CoordinateMap", "PolynomialMap", "SignSymmetryMap", "GradientMap", "PowerMap", "TensorLimit",
            "fa_products", "dfa_products", "diagonal_map", "small_init_map", "small_init_exponent", "fa_lp_weights",
-           "predict_limit", "predict_limits", "concat_maps", "kkt_residual", "weighted_lp_interpolator", "lp_norm", "reference_interpolators",
+           "predict_limit", "predict_limits", "concat_maps", "ScaledMap", "conv_fa_limit", "kkt_residual", "weighted_lp_interpolator", "lp_norm", "reference_interpolators",
            "relative_error", "support_recovered", "n_at_half"]

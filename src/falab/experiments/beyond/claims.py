@@ -119,5 +119,21 @@ PT_DEPTH = ClaimSpec(
     explain="The same instances as FALAB-PT-GD.",
 )
 
-ATLAS = (LIMIT, L43, SIGNS, CONS, NOTL1)
+CONV = ClaimSpec(
+    "FALAB-CONV",
+    "On a full-length two-layer circular-convolution net with even data and even feedback, FA from zero init "
+    "converges to the weighted DFT-l_{4/3} interpolator argmin sum_k |bhat_k|^{-2/3} |betahat_k|^{4/3} s.t. "
+    "X beta = y.",
+    holds=(
+        Check("conv_flow_err", "<=", 1e-8, f"max ||beta_flow - beta*|| / ||beta*||, beta* from the DFT-domain "
+              f"predictor; {FLOW}", numerical=True),
+        Check("conv_kkt", "<=", 1e-10, "distance of the DFT-domain gradient |bhat|^{-2/3} sign(betahat)|betahat|^{1/3} "
+              "from range((X F^{-1})^T), relative: the KKT condition of the weighted DFT-l_{4/3} problem"),
+    ),
+    mode="flow",
+    explain="One CircularConvNet(4) per seed (n = 1, rows x = r + reverse(r), b likewise), FA from zero; the same "
+            "derivation as the diagonal case after the real DFT.",
+)
+
+ATLAS = (LIMIT, L43, SIGNS, CONS, NOTL1, CONV)
 PHASE = (PT_GD, PT_FA, PT_SUPPORT, PT_DEPTH)

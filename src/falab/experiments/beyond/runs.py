@@ -248,3 +248,42 @@ def run_phase(seeds: Sequence[int], cfg: PhaseConfig) -> dict[int, dict[int, dic
                           "support": [ft.support_recovered(bt, sp) for bt, (_, sp, _) in zip(betas, inst)]}
             out[seed][n] = res
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The convolutional case (even data: a diagonal net in the real Fourier basis)
+
+
+def _even(v: np.ndarray) -> np.ndarray:
+    return v + np.roll(v[..., ::-1], 1, axis=-1)
+
+
+def conv_flows(seeds: Sequence[int], d: int, n: int, t_end: float, rtol: float, tighten: float = 1.0
+               ) -> list[dict[str, np.ndarray]]:
+    """Two-layer FA from zero on ``CircularConvNet(d)`` with even data and even read-out feedback, one member per
+    seed in one ensemble flow; returns per seed the flow's beta, the predicted beta and beta_hat, and min DFT-l1."""
+    from ...models import CircularConvNet
+
+    xs, ys, bs = [], [], []
+    for seed in seeds:
+        rng = np.random.default_rng([16, 3, seed])
+        x = _even(rng.standard_normal((n, d)))
+        xs.append(1.5 * x / np.linalg.norm(x, axis=1, keepdims=True))
+        ys.append(rng.standard_normal(n))
+        bs.append(_even(rng.standard_normal(d)))
+    net = CircularConvNet(d)
+    k = len(seeds)
+    state = net.structured_feedback("fa", [torch.tensor(np.stack(bs))])
+    problem = Problem(net, FeedbackAlignment(), SquaredLoss("sum"), torch.tensor(np.stack(xs)),
+                      torch.tensor(np.stack(ys))[..., None], state)
+    params = {"v1": torch.zeros(k, d, dtype=torch.float64), "v2": torch.zeros(k, d, dtype=torch.float64)}
+    traj = simulate_flow(problem, params, [0.0, t_end], rtol=rtol * tighten, atol=rtol * tighten * 1e-2)
+    if traj.status != "ok" or len(traj.times) < 2:
+        raise RuntimeError(f"conv flow stopped: {traj.status} {traj.message}")
+    beta = net.beta(traj.final).numpy()
+    out = []
+    for i in range(k):
+        pred, pred_hat = ft.conv_fa_limit(xs[i], ys[i], bs[i])
+        out.append({"flow": beta[i], "pred": pred, "pred_hat": pred_hat, "b": bs[i], "x": xs[i], "y": ys[i],
+                    "dft_l1": ft.min_dft_l1_interpolator(xs[i], ys[i])})
+    return out
