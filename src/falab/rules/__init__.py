@@ -36,16 +36,18 @@ from ._feedback import (
     Uniform,
     step_generator,
 )
-from ._rules import RULES, Backprop, DirectFeedbackAlignment, FAStar, FeedbackAlignment
+from ._rules import Backprop, DirectFeedbackAlignment, FAStar, FeedbackAlignment
 from ._sign_symmetry import (
     BatchRandomMagnitudeSignFeedback,
     FixedRandomMagnitudeSignFeedback,
     UniformSignFeedback,
 )
 
+# Names -> rules and feedback kinds (one table with the defaults): falab.registry.
+
 __all__ = [
     "AbstractLearningRule", "RuleState", "STEP_KEY", "advance_state", "step_generator",
     "AbstractFeedback", "CopyOfWeight", "Gaussian", "ScaledLikeWeight", "Uniform",
     "UniformSignFeedback", "FixedRandomMagnitudeSignFeedback", "BatchRandomMagnitudeSignFeedback",
-    "RULES", "Backprop", "DirectFeedbackAlignment", "FAStar", "FeedbackAlignment",
+    "Backprop", "DirectFeedbackAlignment", "FAStar", "FeedbackAlignment",
 ]

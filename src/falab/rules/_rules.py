@@ -196,11 +196,3 @@ class FAStar(AbstractLearningRule):
     def feedback_used(self, model, params, state):
         return FeedbackAlignment(self.feedback).feedback_used(model, params, state)
 
-
-RULES: dict[str, type[AbstractLearningRule]] = {
-    "bp": Backprop,
-    "fa": FeedbackAlignment,
-    "dfa": DirectFeedbackAlignment,
-    "fa_star": FAStar,
-}
-

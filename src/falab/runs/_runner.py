@@ -268,6 +268,10 @@ def build_problem(cfg: RunConfig) -> tuple[Problem, Params]:
         assert isinstance(model, AbstractTensorNet)  # checked by the config
         given = _structured_feedback(cfg, model, params, g)
     state = rule.init(model, params, generator=g, feedback=given)
+    if cfg.dynamics.kind != "flow":  # per-parameter step sizes name the model's parameters: check before any output
+        from ..dynamics._discrete import _step_sizes
+
+        _step_sizes(cfg.dynamics.lr, params)
     return Problem(model, rule, loss, x, y, state), params
 
 

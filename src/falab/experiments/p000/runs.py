@@ -31,7 +31,8 @@ from ...instruments import (
     gd_balancedness,
 )
 from ...models import MLP, AbstractLayeredModel, Params
-from ...rules import Backprop, DirectFeedbackAlignment, FeedbackAlignment, Gaussian
+from ...registry import make_feedback, make_rule
+from ...rules import DirectFeedbackAlignment, FeedbackAlignment, Gaussian
 from .configs import READINGS, Fig1Config, LawsConfig, MinNormConfig, TableConfig
 
 F64 = torch.float64
@@ -237,8 +238,8 @@ def _small_problem(widths: tuple[int, ...], act: str, rule, seeds: Sequence[int]
 
 def _table_cell(cfg: TableConfig, act: str, rule_name: str, depth: int, seeds: Sequence[int],
                 tighten: float) -> dict[str, float]:
-    rule = {"fa": FeedbackAlignment(Gaussian(0.5)), "dfa": DirectFeedbackAlignment(Gaussian(0.5)),
-            "bp": Backprop()}[rule_name]
+    # the registry's rule names with the table's named N(0, 0.25) feedback (bp takes none)
+    rule = make_rule(rule_name, None if rule_name == "bp" else make_feedback("gaussian", std=0.5))
     widths = (cfg.n_in, *([cfg.hidden] * (depth - 1)), cfg.n_out)
     prob, p0 = _small_problem(widths, act, rule, seeds, cfg.members, 10 + depth, cfg.n)
     model = prob.model
