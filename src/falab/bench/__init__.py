@@ -111,6 +111,9 @@ def run_all(quick: bool = False, skip_nn: bool = False, echo: Callable[[str], No
     from ..laws import bench_laws  # conservation-law discovery: largest D within the budget, dense vs structured
 
     results.update(bench_laws(budget=10.0 if quick else 60.0, echo=echo))
+    from ._flows import run_flow_bench  # exact flows: ReLU events vs RK4, Jacobian route vs DOP853, ensembles
+
+    results.update(run_flow_bench(quick=quick, echo=echo))
     if peer is not None:
         results.update(run_peer(peer, quick=quick, echo=echo))
     return results
