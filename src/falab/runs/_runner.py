@@ -244,12 +244,8 @@ def _structured_feedback(cfg: RunConfig, model: AbstractTensorNet, params: Param
     """FA feedback with each layer's structure: ``b_l`` drawn by the config's kind for a vector shaped like ``v_l``
     (per member), ``B_l = A_l(b_l)`` (the dense map of that layer: a diagonal, a circulant, the read-out row)."""
     kind = make_feedback(cfg.rule.feedback.kind, **cfg.rule.feedback.options())
-    out = {}
-    for l in range(2, model.n_layers + 1):
-        v = params[f"v{l}"]
-        b = kind.init(v.unsqueeze(-2), generator=g)[..., 0, :]
-        out[f"B{l}"] = model.dense(l - 1, b).contiguous()
-    return out
+    vectors = [kind.init(params[f"v{l}"].unsqueeze(-2), generator=g)[..., 0, :] for l in range(2, model.n_layers + 1)]
+    return model.structured_feedback("fa", vectors)
 
 
 def build_problem(cfg: RunConfig) -> tuple[Problem, Params]:
