@@ -436,7 +436,7 @@ def _sweep(cid: str, doc: dict[str, Any], pattern: str) -> Case:
 CORPUS += [
     _sweep("unknown field path", {"grid": {"model.init.sdt": [0.1]}}, r"^error: Invalid model\.init\.sdt in sweep cell 0 "),
     _sweep("empty axis", {"grid": {"seed": []}}, r"^error: Invalid sweep axis seed: \[\] \(expected a non-empty list of values\)$"),
-    _sweep("zipped lengths differ", {"zip": [{"seed": [0, 1], "dynamics.lr": [0.1]}]}, r"^error: Invalid sweep zip group 0: seed has 2, dynamics\.lr has 1 \(expected zipped axes of one length\)$"),
+    _sweep("zipped lengths differ", {"zip": [{"seed": [0, 1], "dynamics.lr": [0.1]}]}, r"^error: Invalid sweep zip group 0: dynamics\.lr has 1, seed has 2 \(expected zipped axes of one length\)$"),
     _sweep("cell fails validation", {"grid": {"dynamics.lr": [0.1, -1.0]}}, r"^error: Invalid dynamics\.lr in sweep cell 1 \(dynamics\.lr=-1\.0\): "),
     _sweep("no axes", {}, r"^error: Invalid sweep axes: none \(expected at least one axis under grid or zip\)$"),
     _sweep("unknown key", {"axes": {"seed": [0]}}, r"^error: Invalid sweep key: 'axes' \(expected one of base, grid, zip, batch\)$"),
