@@ -274,3 +274,20 @@ def test_docs_table_is_current() -> None:
     for table in registry.TABLES.values():
         for name in table:
             assert f"| `{name}` |" in text
+
+
+def test_distance_to_predictor_names_its_reference_kind():
+    """A predictor *name* where a map is required is one clear error, and the map route measures a real distance."""
+    import numpy as np
+    import pytest as _pytest
+
+    from falab._checks import FalabInputError
+    from falab.registry import make_measure, predict
+
+    with _pytest.raises(FalabInputError, match=r"Invalid reference: 'pinv' \(expected the predictor's end-to-end map"):
+        make_measure("distance_to_predictor", reference="pinv")
+    x = np.random.default_rng(0).normal(size=(3, 5))
+    y = np.random.default_rng(1).normal(size=(3, 1))
+    ref = predict("pinv", x, y)
+    assert ref.shape == (1, 5)
+    np.testing.assert_allclose(ref @ x.T, y.T, atol=1e-12)  # the minimum-norm map interpolates (n < d)

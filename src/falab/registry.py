@@ -228,8 +228,15 @@ def _end_to_end(snap: Snapshot) -> Tensor:
     return m.reshape(*m.shape[:-2], -1)
 
 
-def distance_to(reference: Tensor) -> Callable[[Snapshot], Tensor]:
-    """A measure: ``||W_L .. W_1 - R||_F / ||R||_F`` for a fixed reference map ``R`` ``(n_L, n_0)`` (a predictor)."""
+def distance_to(reference: Tensor | np.ndarray) -> Callable[[Snapshot], Tensor]:
+    """A measure: ``||W_L .. W_1 - R||_F / ||R||_F`` for a fixed reference map ``R`` ``(n_L, n_0)`` (a predictor).
+
+    ``R`` is a map, not a name: a named predictor depends on the data, so compute it first with
+    ``predict(name, x, y)`` (run configs do this from ``measures: [{name: distance_to_predictor, predictor: pinv}]``).
+    """
+    if isinstance(reference, str):
+        raise invalid("reference", reference, "the predictor's end-to-end map as an array (n_L, n_0); for a named "
+                      f"predictor ({', '.join(PREDICTORS)}) pass predict(name, x, y)")
     ref = torch.as_tensor(reference, dtype=torch.float64)
 
     def measure(snap: Snapshot) -> Tensor:
