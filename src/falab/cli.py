@@ -319,6 +319,8 @@ def bench(
                                 "(never installed by falab; without it, the command to make that venv is printed)")] = False,
     biotorch_python: Annotated[Path | None, typer.Option(
         "--biotorch-python", help="python of a separate venv holding the pinned, hash-checked biotorch==0.0.16")] = None,
+    only: Annotated[str | None, typer.Option(
+        "--only", help="comma-separated groups to run: core, nn, laws, flows, sweep (default: all)")] = None,
 ) -> None:
     """Benchmarks measured in one run, reported as ratios (never timed tests)."""
     from ._io import atomic_write_text, check_targets
@@ -333,10 +335,11 @@ def bench(
     if biotorch_python is not None and not with_biotorch:
         raise invalid("--biotorch-python", str(biotorch_python), "to be used with --with-biotorch")
     _threads()
-    from .bench import run_all
+    from .bench import check_only, run_all
 
+    check_only(only)
     results = run_all(quick=quick, skip_nn=skip_nn, echo=typer.echo, with_biotorch=with_biotorch,
-                      biotorch_python=biotorch_python)
+                      biotorch_python=biotorch_python, only=only)
     if target is not None:
         parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(target, json.dumps(results, indent=2, sort_keys=True) + "\n")

@@ -86,13 +86,28 @@ def run_peer(python: Path, *, quick: bool = False, echo: Callable[[str], None] =
     return ratios
 
 
-def run_all(quick: bool = False, skip_nn: bool = False, echo: Callable[[str], None] = print,
-            with_biotorch: bool = False, biotorch_python: str | Path | None = None) -> dict[str, float]:
-    """Core-engine figures, the torch.nn layer figures, the conservation-law discovery times, then BioTorch's from its
-    own venv (``with_biotorch``).
+BENCHES = ("core", "nn", "laws", "flows", "sweep")
 
-    The peer's interpreter and version are checked before anything is timed.
+
+def check_only(only: str | None) -> tuple[str, ...]:
+    """The benchmark groups named by ``--only`` (comma-separated), every group when ``None``."""
+    if only is None:
+        return BENCHES
+    names = tuple(s.strip() for s in only.split(","))
+    if not names or any(s not in BENCHES for s in names):
+        raise invalid("--only", only, "a comma-separated list of " + ", ".join(repr(b) for b in BENCHES))
+    return names
+
+
+def run_all(quick: bool = False, skip_nn: bool = False, echo: Callable[[str], None] = print,
+            with_biotorch: bool = False, biotorch_python: str | Path | None = None,
+            only: str | None = None) -> dict[str, float]:
+    """Core-engine figures, the torch.nn layer figures, the conservation-law discovery times, the exact flows, the
+    sweep throughput (:mod:`._sweep`), then BioTorch's from its own venv (``with_biotorch``); ``only`` selects groups.
+
+    The peer's interpreter and version and ``only`` are checked before anything is timed.
     """
+    groups = check_only(only)
     peer = None
     if with_biotorch and not skip_nn:
         if biotorch_python is None:
@@ -100,24 +115,30 @@ def run_all(quick: bool = False, skip_nn: bool = False, echo: Callable[[str], No
                           f"peer; make it with: {biotorch_setup_command()}", quote=False)
         peer = check_peer_python(biotorch_python)
         peer_version(peer)
-    results = run_core(quick=quick, echo=echo)
-    if not skip_nn:
+    results: dict[str, float] = run_core(quick=quick, echo=echo) if "core" in groups else {}
+    if not skip_nn and "nn" in groups:
         try:
             from ._nn import run_nn_bench
         except ImportError as exc:
             echo(f"nn benchmarks unavailable: {exc}")
         else:
             results.update(run_nn_bench(quick=quick, echo=echo))
-    from ..laws import bench_laws  # conservation-law discovery: largest D within the budget, dense vs structured
+    if "laws" in groups:
+        from ..laws import bench_laws  # conservation-law discovery: largest D within the budget, dense vs structured
 
-    results.update(bench_laws(budget=10.0 if quick else 60.0, echo=echo))
-    from ._flows import run_flow_bench  # exact flows: ReLU events vs RK4, Jacobian route vs DOP853, ensembles
+        results.update(bench_laws(budget=10.0 if quick else 60.0, echo=echo))
+    if "flows" in groups:
+        from ._flows import run_flow_bench  # exact flows: ReLU events vs RK4, Jacobian route vs DOP853, ensembles
 
-    results.update(run_flow_bench(quick=quick, echo=echo))
+        results.update(run_flow_bench(quick=quick, echo=echo))
+    if "sweep" in groups:
+        from ._sweep import run_sweep_bench  # cells/s: falab sweep vs falab run processes vs in-process, batching
+
+        results.update(run_sweep_bench(quick=quick, echo=echo))
     if peer is not None:
         results.update(run_peer(peer, quick=quick, echo=echo))
     return results
 
 
-__all__ = ["BIOTORCH", "BIOTORCH_SHA256", "biotorch_setup_command", "check_peer_python", "peer_version", "run_all",
+__all__ = ["BENCHES", "BIOTORCH", "BIOTORCH_SHA256", "biotorch_setup_command", "check_only", "check_peer_python", "peer_version", "run_all",
            "run_core", "run_peer"]
