@@ -59,7 +59,7 @@ def _max_abs_diff(ref: Any, table: Any, cell_hash: str) -> float:
 def run_sweep_bench(quick: bool = False, echo: Callable[[str], None] = print) -> dict[str, float]:
     """The figures named in the module docstring (cells per second, the routes' agreement, the batching gain)."""
     import numpy as np
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]  # pandas ships no types and pandas-stubs is not installed
 
     from ..runs import run
     from ..sweeps import load, parse_sweep, run_batch
