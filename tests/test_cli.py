@@ -349,3 +349,11 @@ def test_interrupted_train_keeps_the_finished_runs(tmp_path, capsys, monkeypatch
     assert err.strip().splitlines()[-1].startswith("interrupted: kept --out/runs.json with every run finished")
     runs = json.loads((tmp_path / "out" / "runs.json").read_text())
     assert [r["rule"] for r in runs] == ["bp"]
+
+
+def test_every_paper_with_experiments_can_be_chosen_by_reproduce():
+    """``falab reproduce PAPER`` accepts every paper key the registry holds (FALAB was once registered but refused)."""
+    from falab.cli import PAPER_CHOICES
+    from falab.experiments import EXPERIMENTS
+
+    assert {e.paper for e in EXPERIMENTS.values()} == set(PAPER_CHOICES)

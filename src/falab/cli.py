@@ -223,12 +223,12 @@ def plot(
     typer.echo(f"wrote {path}")
 
 
-PAPER_CHOICES = ("P000", "P002", "P003", "P004", "NN")
+PAPER_CHOICES = ("P000", "P002", "P003", "P004", "NN", "FALAB")  # FALAB: falab's own claims (Beyond the papers)
 
 
 @app.command()
 def reproduce(
-    papers: Annotated[list[str] | None, typer.Argument(help="papers to reproduce: P000 P002 P003 P004 NN (default: all)")] = None,
+    papers: Annotated[list[str] | None, typer.Argument(help="papers to reproduce: P000 P002 P003 P004 NN FALAB (default: all)")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="shrunk sizes and horizons; the same decisions")] = False,
     out: Annotated[Path, typer.Option("--out", help="output directory")] = Path("results/reproduce"),
     seed: Annotated[int, typer.Option(help="base seed: claims are decided over seeds S, S+1, ...")] = 0,
