@@ -90,6 +90,7 @@ CLAIMS: dict[str, str] = {
     "FALAB-PT-FA": "Two-layer FA and uSF rarely (<= 0.2) recover a k-sparse teacher exactly from n = d/2 samples.",
     "FALAB-PT-SUPPORT": "Two-layer FA recovers the support less often than GD at n = d/2.",
     "FALAB-PT-DEPTH": "Depth-3 DFA (potential |beta|^{8/7}) recovers exactly more often than two-layer FA at n = d/2.",
+    "FALAB-CLS": "Exp. loss: 2-layer FA's beta(t)/||beta|| nears the weighted-l_{4/3} max-margin direction (vs l1, l2).",
 }
 
 

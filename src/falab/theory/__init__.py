@@ -204,3 +204,6 @@ __all__ += [
 from ._fa_tensor import ScaledMap, conv_fa_limit  # noqa: E402
 
 __all__ += ["ScaledMap", "conv_fa_limit"]
+from ._fa_tensor import MarginLimit, angle, fa_max_margin, margin_kkt_residual, max_margin_point  # noqa: E402
+
+__all__ += ["MarginLimit", "angle", "fa_max_margin", "margin_kkt_residual", "max_margin_point"]

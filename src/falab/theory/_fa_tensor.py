@@ -589,6 +589,129 @@ class PowerMap(CoordinateMap):
         return self.weights * np.abs(beta) ** self.q
 
 
+# ----------------------------------------------------------------------------------------------------------------------
+# Classification (exponential loss): the max-margin direction of the potential
+
+
+@dataclass
+class MarginLimit:
+    """A predicted max-margin point ``beta = P(A^T lam)`` (``A = diag(y) X``), its dual ``lam >= 0``, the active set
+    (the support vectors) and the KKT residual. FALAB: docs/theory/fa_tensor_networks.md Sec. 7."""
+
+    beta: np.ndarray
+    lam: np.ndarray
+    active: np.ndarray
+    kkt: float
+    info: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def direction(self) -> np.ndarray:
+        return self.beta / float(np.linalg.norm(self.beta))
+
+
+def _margin_dual(a: np.ndarray, pmap: CoordinateMap, lam: np.ndarray) -> tuple[float, np.ndarray]:
+    z = a.T @ lam
+    return float(pmap.antiderivative(z).sum() - lam.sum()), a @ pmap.value(z) - 1.0
+
+
+def max_margin_point(x: np.ndarray, y: np.ndarray, pmap: CoordinateMap, *, tol: float = 1e-13,
+                     max_rounds: int = 50) -> MarginLimit:
+    r""":math:`\beta^\star = \arg\min \sum_i \Phi_i(\beta_i)` s.t. :math:`y_n x_n^\top\beta \ge 1` for the potential of
+    a monotone coordinate map (:math:`\Phi_i' = P_i^{-1}`), by its convex dual
+    :math:`\min_{\lambda \ge 0} \sum_i F_i((A^\top\lambda)_i) - \mathbf 1^\top\lambda`, ``A = diag(y) X``,
+    :math:`\beta^\star = P(A^\top\lambda^\star)`: L-BFGS-B for the active set, then a primal-dual active-set loop
+    whose every round solves the equality problem on the active rows to Newton precision (:func:`predict_limit` with
+    targets 1), dropping a negative multiplier or adding the most violated margin until the KKT conditions hold.
+    For a homogeneous ``Phi`` (FA/DFA from zero: :func:`small_init_map`, or :class:`PowerMap`) the direction of
+    ``beta*`` is the predicted limit direction of the flow under the exponential loss (Sun et al. 2022, 2023 for
+    mirror descent with homogeneous potentials; docs Sec. 7 states what is proved and what is conjectured).
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 7.
+    """
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    y = np.atleast_1d(np.asarray(y, dtype=np.float64))
+    if not np.all(np.abs(y) == 1.0):
+        raise ValueError(f"Invalid y: {y} (expected labels in {{-1, +1}})")
+    if not pmap.monotone().all():
+        raise ValueError("Invalid map: not monotone (expected a convex potential)")
+    a = y[:, None] * x
+    n = a.shape[0]
+
+    def fun(lam):
+        with np.errstate(over="ignore", invalid="ignore"):
+            f, g = _margin_dual(a, pmap, lam)
+        if not (math.isfinite(f) and np.isfinite(g).all()):
+            return math.inf, np.zeros_like(lam)
+        return f, g
+
+    # start on the ray of the l2 dual (homogeneous D has a zero Hessian at 0), scaled to its 1-D minimiser
+    lam0 = np.maximum(optimize.nnls(a @ a.T, np.ones(n))[0], 1e-3)
+    ts = np.geomspace(1e-6, 1e6, 121)
+    lam0 = lam0 * ts[int(np.argmin([fun(t * lam0)[0] for t in ts]))]
+    res = optimize.minimize(fun, lam0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * n,
+                            options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 5000})
+    lam = np.asarray(res.x)
+    active = lam > 1e-9 * max(1.0, float(lam.max()))
+    if not active.any():
+        active[int(np.argmax(-fun(lam)[1]))] = True
+    rounds = 0
+    while True:
+        rounds += 1
+        if rounds > max_rounds:
+            raise RuntimeError(f"max_margin_point: no KKT active set after {max_rounds} rounds")
+        idx = np.flatnonzero(active)
+        lim = predict_limit(a[idx], np.ones(len(idx)), pmap, tol=tol)
+        lam = np.zeros(n)
+        lam[idx] = lim.s
+        beta = lim.beta
+        margins = a @ beta
+        neg = lam[idx] < 0
+        viol = (~active) & (margins < 1.0 - 1e-12)
+        if neg.any():
+            active[idx[int(np.argmin(lam[idx]))]] = False
+        elif viol.any():
+            active[int(np.argmin(np.where(viol, margins, np.inf)))] = True
+        else:
+            break
+    return MarginLimit(beta, lam, active, margin_kkt_residual(x, y, beta, pmap), {"rounds": float(rounds)})
+
+
+def margin_kkt_residual(x: np.ndarray, y: np.ndarray, beta: np.ndarray, pmap: CoordinateMap, *,
+                        active_tol: float = 1e-7) -> float:
+    r"""KKT residual of :math:`\min\Phi(\beta)` s.t. :math:`A\beta \ge 1` at ``beta``, from ``beta`` alone: the
+    multipliers are the NNLS fit of :math:`\nabla\Phi(\beta) = P^{-1}(\beta)` by the rows whose margin is within
+    ``active_tol`` of 1; returns the max of the relative stationarity residual, the margin violation
+    :math:`\max(0, 1 - \min_n A_n\beta)` and the complementary slackness :math:`\sum\lambda_n|A_n\beta - 1| / \sum\lambda_n`.
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 7."""
+    x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    a = np.atleast_1d(np.asarray(y, dtype=np.float64))[:, None] * x
+    beta = np.asarray(beta, dtype=np.float64)
+    margins = a @ beta
+    act = np.flatnonzero(margins <= 1.0 + active_tol)
+    grad = pmap.inverse(beta)
+    gnorm = max(float(np.linalg.norm(grad)), 1e-300)
+    if act.size == 0:
+        return math.inf
+    lam, _ = optimize.nnls(a[act].T, grad)
+    station = float(np.linalg.norm(grad - a[act].T @ lam)) / gnorm
+    slack = float(np.sum(lam * np.abs(margins[act] - 1.0))) / max(float(lam.sum()), 1e-300)
+    return max(station, max(0.0, 1.0 - float(margins.min())), slack)
+
+
+def fa_max_margin(x: np.ndarray, y: np.ndarray, b: np.ndarray) -> MarginLimit:
+    r"""Two-layer FA from zero init under the exponential loss: the weighted-:math:`\ell_{4/3}` max-margin point
+    :math:`\arg\min\sum_i |b_i|^{-2/3}|\beta_i|^{4/3}` s.t. :math:`y_n x_n^\top\beta \ge 1` (its direction is the
+    prediction for :math:`\beta(t)/\|\beta(t)\|`). FALAB: docs/theory/fa_tensor_networks.md Sec. 7."""
+    return max_margin_point(x, y, PowerMap(fa_lp_weights(b), 4.0 / 3.0))
+
+
+def angle(a: np.ndarray, b: np.ndarray) -> float:
+    """The angle (radians) between two non-zero vectors, ``2 atan2(||a^ - b^||, ||a^ + b^||)`` (accurate near 0).
+    FALAB: docs/theory/fa_tensor_networks.md Sec. 7."""
+    ua = np.asarray(a, dtype=np.float64) / float(np.linalg.norm(a))
+    ub = np.asarray(b, dtype=np.float64) / float(np.linalg.norm(b))
+    return 2.0 * math.atan2(float(np.linalg.norm(ua - ub)), float(np.linalg.norm(ua + ub)))
+
+
 def lp_norm(beta: np.ndarray, q: float, weights: np.ndarray | None = None) -> float:
     """``(sum w_i |beta_i|^q)^{1/q}``. FALAB: docs/theory/fa_tensor_networks.md Sec. 3."""
     w = np.ones_like(beta) if weights is None else weights
@@ -627,4 +750,5 @@ def n_at_half(ns: Sequence[float], probs: Sequence[float]) -> float:
 __all__ = ["CoordinateMap", "PolynomialMap", "SignSymmetryMap", "GradientMap", "PowerMap", "TensorLimit",
            "fa_products", "dfa_products", "diagonal_map", "small_init_map", "small_init_exponent", "fa_lp_weights",
            "predict_limit", "predict_limits", "concat_maps", "ScaledMap", "conv_fa_limit", "kkt_residual", "weighted_lp_interpolator", "lp_norm", "reference_interpolators",
-           "relative_error", "support_recovered", "n_at_half"]
+           "relative_error", "support_recovered", "n_at_half", "MarginLimit", "max_margin_point", "margin_kkt_residual",
+           "fa_max_margin", "angle"]

@@ -4,6 +4,8 @@
   :mod:`falab.theory._fa_tensor` (solver precision), the weighted-l_{4/3} limit of FA against an independent primal
   solver, the conservation law, and the predicted limits' distances to min-l1 / min-l2 over the initial scale.
 * EXP-FALAB-2: the sparse-recovery phase transition of the limits of GD, FA, uSF and DFA (Wilson intervals).
+* EXP-FALAB-3: classification (exponential loss): the direction of two-layer FA's beta(t) against the weighted-l_{4/3}
+  max-margin direction (and GD's against min-l1), exact flows to t = 1e8 (quick) / 1e60 (full).
 
 Claims are catalogued under the key ``FALAB`` (not a seed paper) and decided by the claims engine.
 """
@@ -16,7 +18,7 @@ import numpy as np
 
 from ... import theory as ft
 from ...instruments._stats import wilson_interval
-from ...plots._beyond import plot_atlas, plot_phase_transition
+from ...plots._beyond import plot_atlas, plot_classification_angles, plot_phase_transition
 from .._registry import Experiment, Measured, RunContext, register
 from . import claims, configs, runs
 
@@ -166,6 +168,78 @@ def run_phase(ctx: RunContext) -> Measured:
                     numbers={"n50": {c: {r: list(v) for r, v in per.items()} for c, per in n50.items()}})
 
 
+def _at(times: np.ndarray, t: float) -> int:
+    i = int(np.argmin(np.abs(np.log10(times) - np.log10(t))))
+    if not np.isclose(times[i], t, rtol=1e-9):
+        raise ValueError(f"Invalid classification config: t = {t:g} not among the recorded times")
+    return i
+
+
+def _rate(times: np.ndarray, ang: np.ndarray, t0: float) -> float:
+    """The least-squares slope of log(angle) against log(log t) over t >= t0 (docs Sec. 7 derives -1/3 when some
+    sample is not a support vector, -1 when all are)."""
+    sel = times >= t0
+    return float(np.polyfit(np.log(np.log(times[sel])), np.log(np.maximum(ang[sel], 1e-300)), 1)[0])
+
+
+def run_classification(ctx: RunContext) -> Measured:
+    cfg = configs.classification(ctx.quick)
+    seeds = list(ctx.seeds)
+    ctx.progress(f"FALAB classification: FA and GD flows to t = {cfg.horizon:g}")
+    res = runs.cls_flows(seeds, cfg, ctx.tighten)
+    times = res[seeds[0]][0]["times"]
+    i0, i1 = _at(times, cfg.t_early), _at(times, cfg.t_late)
+    per_seed = []
+    for s in seeds:
+        rows = res[s]
+        per_seed.append({
+            "cls_mirror": max(r["mirror_resid"] for r in rows),
+            "cls_pred_kkt": max(r["pred_kkt"] for r in rows),
+            "cls_decrease": [float(r["fa"]["l43"][i0] - r["fa"]["l43"][i1]) for r in rows],
+            "cls_gap": [float(min(r["fa"]["l1"][i1], r["fa"]["l2"][i1]) - r["fa"]["l43"][i1]) for r in rows],
+        })
+    rows = [r for s in seeds for r in res[s]]
+    rules = ("fa", "gd") if cfg.with_gd else ("fa",)
+    med = {rule: {k: np.median([r[rule][k] for r in rows], axis=0) for k in ("l43", "l1", "l2")} for rule in rules}
+    slopes = {group: [_rate(times, r["fa"]["l43"], cfg.t_early) for r in rows if (r["active"] == cfg.n) == full]
+              for group, full in (("all", True), ("some", False))}
+    nearest = {k: sum(1 for r in rows if min(("l43", "l1", "l2"), key=lambda q: r["fa"][q][i1]) == k)
+               for k in ("l43", "l1", "l2")}
+    figs = []
+    if ctx.write_figures:
+        shown_angles = {"fa": med["fa"], **({"gd": {"l1": med["gd"]["l1"]}} if cfg.with_gd else {})}
+        figs.append(plot_classification_angles(times, shown_angles, ctx.figures_dir / "falab_classification.png"))
+    shown = [i for i, t in enumerate(times) if t in (cfg.t_early, 1e4, 1e6, cfg.t_late) or i == len(times) - 1]
+    lines = [
+        "**Classification (docs Sec. 7).** From zero init two-layer FA on a diagonal net is, for any loss, the mirror "
+        "flow d/dt ∇Φ(β) = -∇L(β) of Φ(β) = Σ_i (3/4)(2/b_i^2)^{1/3}|β_i|^{4/3} (exact: ∇Φ(β(t)) = z(t) = u(t)/b). "
+        "Under the exponential loss on separable data the mirror-descent theory of homogeneous potentials (Sun et al. "
+        "2022, 2023) predicts β(t)/‖β(t)‖ → the weighted-ℓ_{4/3} max-margin direction "
+        "argmin Σ|b_i|^{-2/3}|β_i|^{4/3} s.t. y_n x_n^T β ≥ 1 (GD: ℓ1 max margin, Gunasekar et al. 2018).",
+        "",
+        f"{len(rows)} instances (n = {cfg.n}, d = {cfg.d}, {np.mean([r['active'] for r in rows]):.1f} support vectors "
+        "on average); median angle (rad) of β(t):", "",
+        "| t | FA to ℓ_{4/3} (predicted) | FA to ℓ1 | FA to ℓ2 |" + (" GD to ℓ1 | GD to ℓ_{4/3} |" if cfg.with_gd else ""),
+        "|---|---|---|---|" + ("---|---|" if cfg.with_gd else ""),
+    ]
+    lines += [f"| {times[i]:.0e} | {med['fa']['l43'][i]:.3f} | {med['fa']['l1'][i]:.3f} | {med['fa']['l2'][i]:.3f} |"
+              + (f" {med['gd']['l1'][i]:.3f} | {med['gd']['l43'][i]:.3f} |" if cfg.with_gd else "") for i in shown]
+    lines += ["", f"At t = {cfg.t_late:g} the nearest of the three directions to FA's β: weighted ℓ_{{4/3}} for "
+              f"{nearest['l43']}, ℓ1 for {nearest['l1']}, ℓ2 for {nearest['l2']} of {len(rows)} instances. Slope of "
+              f"log(angle to ℓ_{{4/3}}) against log(log t) over t ≥ {cfg.t_early:g} (median): "
+              + "; ".join(f"{'every sample a support vector' if g == 'all' else 'some sample not a support vector'} "
+                          f"({len(v)} instances): " + (f"{np.median(v):.2f}" if v else "-")
+                          for g, v in slopes.items())
+              + " (derived: -1 and -1/3, docs Sec. 7)."]
+    sizes = {"d": cfg.d, "n": cfg.n, "instances": len(rows), "horizon": cfg.horizon, "claim times":
+             [cfg.t_early, cfg.t_late], "GD init": cfg.gd_alpha, "rtol": cfg.rtol}
+    numbers = {"median_angles": {rule: {k: [float(v) for v in vals] for k, vals in per.items()}
+                                 for rule, per in med.items()},
+               "times": [float(t) for t in times], "nearest": nearest,
+               "loglog_slope": {g: (float(np.median(v)) if v else None) for g, v in slopes.items()}}
+    return Measured(per_seed, "\n".join(lines), figs, sizes, numbers=numbers)
+
+
 register(Experiment(
     id="EXP-FALAB-1", paper="FALAB",
     title="Limit atlas: FA/DFA/uSF/GD flows on diagonal networks against the derived predictor",
@@ -175,4 +249,9 @@ register(Experiment(
     id="EXP-FALAB-2", paper="FALAB",
     title="Sparse-recovery phase transition of GD, FA, uSF and DFA",
     claims=claims.PHASE, run=run_phase,
+))
+register(Experiment(
+    id="EXP-FALAB-3", paper="FALAB",
+    title="Classification: the direction of FA (exponential loss) against the weighted-l_{4/3} max-margin predictor",
+    claims=claims.CLASSIFICATION, run=run_classification,
 ))

@@ -11,7 +11,7 @@ import torch
 
 from ... import theory as ft
 from ...dynamics import Problem, simulate_flow
-from ...functional import SquaredLoss
+from ...functional import AbstractLoss, ExponentialLoss, SquaredLoss
 from ...models import DiagonalNet
 from ...rules import (
     AbstractLearningRule,
@@ -20,7 +20,7 @@ from ...rules import (
     FeedbackAlignment,
     UniformSignFeedback,
 )
-from .configs import AtlasConfig, PhaseConfig
+from .configs import AtlasConfig, ClassificationConfig, PhaseConfig
 
 RULES = ("gd", "fa", "fa3", "dfa3", "usf")
 RULE_LABELS = {"gd": "GD (2 layers)", "fa": "FA (2 layers)", "fa3": "FA (3 layers)", "dfa3": "DFA (3 layers)",
@@ -71,10 +71,13 @@ def make_member(rule: str, seed: int, x: np.ndarray, y: np.ndarray, w0: np.ndarr
 
 
 def flow_members(members: Sequence[Member], t_end: float, rtol: float, tighten: float = 1.0,
-                 n_records: int = 5) -> dict[str, np.ndarray]:
-    """Integrate the members of one rule as one ensemble flow (loss 0.5 ||X beta - y||^2 per member).
+                 n_records: int = 5, loss: AbstractLoss | None = None,
+                 times: Sequence[float] | None = None) -> dict[str, np.ndarray]:
+    """Integrate the members of one rule as one ensemble flow (loss 0.5 ||X beta - y||^2 per member unless ``loss``
+    is given, e.g. the exponential loss with labels ``y``).
 
-    Returns the final ``beta (K, d)``, the layers ``(T, K, L, d)`` at ``n_records`` times, and the feedback."""
+    Returns the final ``beta (K, d)``, the layers ``(T, K, L, d)`` at ``n_records`` times (or at ``times``), and
+    ``betas (T, K, d)``."""
     rule_name = members[0].rule
     rule, depth = rule_and_depth(rule_name)
     d = members[0].w0.shape[1]
@@ -92,13 +95,14 @@ def flow_members(members: Sequence[Member], t_end: float, rtol: float, tighten: 
         state = {"B2": torch.ones(len(members), 1, 1, dtype=torch.float64)}
     else:
         state = {}
-    problem = Problem(net, rule, SquaredLoss("sum"), x, y, state)
-    ts = list(np.linspace(0.0, t_end, n_records))
+    problem = Problem(net, rule, SquaredLoss("sum") if loss is None else loss, x, y, state)
+    ts = list(np.linspace(0.0, t_end, n_records)) if times is None else [float(t) for t in times]
     traj = simulate_flow(problem, params, ts, rtol=rtol * tighten, atol=rtol * tighten * 1e-2)
     if traj.status != "ok" or len(traj.times) < len(ts):
         raise RuntimeError(f"{rule_name} flow stopped: {traj.status} {traj.message}")
     layers = np.stack([np.stack([p[f"v{l + 1}"].numpy() for l in range(depth)], axis=1) for p in traj.params])
-    return {"beta": net.beta(traj.final).numpy(), "layers": layers}
+    return {"beta": net.beta(traj.final).numpy(), "layers": layers,
+            "betas": np.stack([net.beta(p).numpy() for p in traj.params])}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -286,4 +290,50 @@ def conv_flows(seeds: Sequence[int], d: int, n: int, t_end: float, rtol: float, 
         pred, pred_hat = ft.conv_fa_limit(xs[i], ys[i], bs[i])
         out.append({"flow": beta[i], "pred": pred, "pred_hat": pred_hat, "b": bs[i], "x": xs[i], "y": ys[i],
                     "dft_l1": ft.min_dft_l1_interpolator(xs[i], ys[i])})
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Classification: the direction of beta(t) under the exponential loss (separable data)
+
+
+def cls_instances(seed: int, cfg: ClassificationConfig) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``per_seed`` separable instances ``(x, labels, b)``: Gaussian rows of norm 1.5, random labels (n < d: separable
+    almost surely), Gaussian FA feedback ``b``."""
+    rng = np.random.default_rng([16, 4, seed])
+    out = []
+    for _ in range(cfg.per_seed):
+        x, _ = _instance(rng, cfg.n, cfg.d)
+        out.append((x, rng.choice([-1.0, 1.0], cfg.n), rng.standard_normal(cfg.d)))
+    return out
+
+
+def cls_flows(seeds: Sequence[int], cfg: ClassificationConfig, tighten: float = 1.0) -> dict[int, list[dict]]:
+    """Per seed and instance: the angles of two-layer FA's beta(t) (from zero) and GD's (from ``u = alpha, v = 0``)
+    to the weighted-l_{4/3} (:func:`falab.theory.fa_max_margin`), min-l1 and min-l2 max-margin directions at every
+    recorded decade, and the mirror-flow residual of FA: the distance of grad Phi(beta(t)) = (2 beta / b^2)^{1/3}
+    from range(X^T) (0 for the exact reduction). One ensemble flow per rule over every seed and instance."""
+    inst = [(s, *it) for s in seeds for it in cls_instances(s, cfg)]
+    d = cfg.d
+    fa = [make_member("fa", s, x, y, np.zeros((2, d)), [b]) for s, x, y, b in inst]
+    gd = [make_member("gd", s, x, y, np.vstack([cfg.gd_alpha * np.ones(d), np.zeros(d)]), []) for s, x, y, _ in inst]
+    times = [0.0, *np.geomspace(1.0, cfg.horizon, int(round(np.log10(cfg.horizon))) + 1)]
+    loss = ExponentialLoss("sum")
+    flows = {r: flow_members(ms, cfg.horizon, cfg.rtol, tighten, loss=loss, times=times)["betas"]
+             for r, ms in (("fa", fa), ("gd", gd)) if r == "fa" or cfg.with_gd}
+    out: dict[int, list[dict]] = {s: [] for s in seeds}
+    ts = np.asarray(times)
+    rec = ts >= 1.0
+    for j, (s, x, y, b) in enumerate(inst):
+        pred = ft.fa_max_margin(x, y, b)
+        refs = {"l43": pred.beta, "l1": ft.max_margin_l1(x, y), "l2": ft.max_margin_l2(x, y)}
+        row: dict = {"times": ts[rec], "active": int(pred.active.sum()), "pred_kkt": pred.kkt,
+                     "pred_margin": float(np.min(y * (x @ pred.beta)))}
+        for r in flows:
+            row[r] = {k: np.array([ft.angle(bt, ref) for bt in flows[r][rec, j]]) for k, ref in refs.items()}
+        grads = np.cbrt(2.0 * flows["fa"][rec, j] / b**2)  # (T, d): z(t) = u(t)/b along the exact reduction
+        coef = np.linalg.lstsq(x.T, grads.T, rcond=None)[0]
+        resid = np.linalg.norm(grads.T - x.T @ coef, axis=0) / np.maximum(np.linalg.norm(grads, axis=1), 1e-300)
+        row["mirror_resid"] = float(resid.max())
+        out[s].append(row)
     return out
