@@ -20,6 +20,11 @@ quantity :math:`Q = u^2/2 - b v` decides monotonicity (``P`` is non-decreasing i
 vanishing) initialisation :math:`P(z) = b^2 z^3 / 2` and :math:`\Phi(\beta) = \tfrac34 (2/b^2)^{1/3} |\beta|^{4/3}`,
 a weighted :math:`\ell_{4/3}` norm (GD: hyperbolic entropy -> :math:`\ell_1`, P002 Cor. 2/5, Woodworth et al. 2020).
 
+Classification (exponential loss, docs Sec. 7): the same reduction gives :math:`z = A^\top\lambda(t)`,
+``A = diag(y) X``, :math:`\lambda \ge 0` increasing; from zero FA is the mirror flow of that potential, and
+:func:`max_margin_point` / :func:`fa_max_margin` give the predicted direction, the weighted-:math:`\ell_{4/3}`
+max-margin point (a conjecture from discrete mirror-descent theorems, measured by claim FALAB-CLS).
+
 float64 numpy/scipy only; no simulation imports (the predictor is never a disguised copy of the flow).
 """
 
