@@ -64,7 +64,7 @@ DT = torch.float64
 # Dormand-Prince 5(4) (HNW I, Table 5.2): nodes c, stage matrix a (rows 2..7; row 7 is b: FSAL), weights b,
 # error weights e = b - b_hat (7 stages) and Shampine's dense-output matrix p (7 x 4), as in scipy's RK45.
 _C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0)
-_A = (
+_A: tuple[tuple[float, ...], ...] = (
     (),
     (1 / 5,),
     (3 / 40, 9 / 40),
@@ -116,6 +116,12 @@ class _Members:
         return dataclasses.replace(p, x=pick(p.x), y=pick(p.y), state={n: v[idx] for n, v in p.state.items()})
 
 
+def _pow(x: Tensor, a: float) -> Tensor:
+    """``x ** a`` by numpy. Why: torch's vectorised pow (SLEEF) and its scalar tail loop (libm) can differ by an ulp,
+    so a member's step size would depend on its row's place in the batch; numpy's pow treats every element alike."""
+    return torch.from_numpy(np.power(x.numpy(), a))
+
+
 def _rms(v: Tensor) -> Tensor:
     return torch.sqrt((v * v).mean(dim=1))
 
@@ -123,9 +129,11 @@ def _rms(v: Tensor) -> Tensor:
 def _dense(y0: Tensor, h: Tensor, ks: Sequence[Tensor], theta: Tensor) -> Tensor:
     """Shampine's quartic interpolant at ``t_n + theta h`` (one theta per row)."""
     th = theta[:, None]
+    powers = [th, th * th]
+    powers += [powers[1] * th, powers[1] * powers[1]]  # by products, not pow (see _pow)
     acc = torch.zeros_like(y0)
     for i, k in enumerate(ks):
-        w = sum(_P[i][q] * th ** (q + 1) for q in range(4) if _P[i][q] != 0.0)
+        w = sum(_P[i][q] * powers[q] for q in range(4) if _P[i][q] != 0.0)
         if isinstance(w, Tensor):
             acc = acc + w * k
     return y0 + h[:, None] * acc
@@ -293,106 +301,130 @@ def simulate_members(
     nfev_m += 1
     d2 = _rms((f1 - f) / sc) / h0
     dmax = torch.maximum(d1, d2)
-    h1 = torch.where(dmax <= 1e-15, torch.clamp(h0 * 1e-3, min=1e-6), (0.01 / dmax) ** (1 / 5))
+    h1 = torch.where(dmax <= 1e-15, torch.clamp(h0 * 1e-3, min=1e-6), _pow(0.01 / dmax, 1 / 5))
     h = torch.minimum(torch.minimum(100 * h0, h1), torch.full_like(h0, max_step))
     err_old = torch.full((k,), ERR_FLOOR, dtype=DT)
     was_rejected = torch.zeros(k, dtype=torch.bool)
-    nonfinite = torch.zeros(k, dtype=torch.bool)
     iterations = 0
     ok = flush()
-    while ok:
-        idx = all_idx[status == _ACTIVE]
-        if idx.numel() == 0:
-            break
+    # Working copies of the active rows, compacted only when members leave: a step gathers and scatters nothing.
+    idx = all_idx[status == _ACTIVE]
+    ya, fa, ta, ha = y[idx], f[idx], t[idx], h[idx]
+    eo, rej, nxt_a = err_old[idx], was_rejected[idx], nxt[idx]
+    nacc_a, nrej_a, nfev_a = n_acc[idx], n_rej[idx], nfev_m[idx]
+    prev_a = None if cond_prev is None else cond_prev[:, idx.numpy()]
+    prob = mem.rows(idx)
+    max_h = torch.tensor(max_step, dtype=DT)
+
+    def write_back() -> None:
+        y[idx], f[idx], t[idx], h[idx], err_old[idx], was_rejected[idx] = ya, fa, ta, ha, eo, rej
+        nxt[idx], n_acc[idx], n_rej[idx], nfev_m[idx] = nxt_a, nacc_a, nrej_a, nfev_a
+        if prev_a is not None and cond_prev is not None:
+            cond_prev[:, idx.numpy()] = prev_a
+
+    while ok and idx.numel() > 0:
         iterations += 1
-        prob = sub_problem(idx)
-        ya, fa, ta = y[idx], f[idx], t[idx]
         left = t_end - ta
-        ha = torch.minimum(h[idx], left)
-        reaching = h[idx] >= left
-        hc = ha[:, None]
+        reaching = ha >= left
+        hs = torch.minimum(ha, left)  # the step taken (the last one lands on t_end exactly)
+        hc = hs[:, None]
+        # stages; plain multiply-then-add (no fused ops), so a row's rounding does not depend on its place in the batch
         ks = [fa]
         for s in range(1, 6):
-            inc = sum(_A[s][j] * ks[j] for j in range(s))
+            inc = ks[0] * _A[s][0]
+            for j in range(1, s):
+                inc.add_(ks[j] * _A[s][j])
             ks.append(field(prob, ya + hc * inc))
-        y_new = ya + hc * sum(_B[i] * ks[i] for i in range(6) if _B[i] != 0.0)
+        inc = ks[0] * _B[0]
+        for i in (2, 3, 4, 5):
+            inc.add_(ks[i] * _B[i])
+        y_new = ya + hc * inc
         ks.append(field(prob, y_new))  # FSAL: the next step's first stage
-        err_vec = hc * sum(_E[i] * ks[i] for i in range(7) if _E[i] != 0.0)
-        scale = atol + rtol * torch.maximum(ya.abs(), y_new.abs())
-        err = _rms(err_vec / scale)
-        finite = torch.isfinite(err)
-        err = torch.where(finite, err, torch.full_like(err, np.inf))
+        err_vec = ks[0] * _E[0]
+        for i in (2, 3, 4, 5, 6):
+            err_vec.add_(ks[i] * _E[i])
+        err_vec.mul_(hc)
+        err = _rms(err_vec.div_(torch.maximum(ya.abs(), y_new.abs()).mul_(rtol).add_(atol)))
+        err = torch.nan_to_num(err, nan=np.inf, posinf=np.inf)  # a non-finite candidate is rejected
         accept = err <= 1.0
-        nfev_m[idx] += 6
-        # --- step-size control (PI on accepted, I on rejected steps), per member
-        fac11 = err ** _EXPO
-        grow = torch.clamp(SAFETY / fac11 * err_old[idx] ** BETA, FAC_MIN, FAC_MAX)
-        grow = torch.where(was_rejected[idx], torch.clamp(grow, max=1.0), grow)
-        shrink = torch.clamp(SAFETY / fac11, min=FAC_MIN, max=1.0)
-        h_next = ha * torch.where(accept, grow, shrink)
-        h[idx] = torch.where(reaching & ~accept, ha * shrink, torch.minimum(h_next, torch.full_like(h_next, max_step)))
-        err_old[idx] = torch.where(accept, torch.clamp(err, min=ERR_FLOOR), err_old[idx])
-        was_rejected[idx] = ~accept
-        n_acc[idx] += accept.long()
-        n_rej[idx] += (~accept).long()
-        nonfinite[idx] = ~torch.isfinite(y_new).all(dim=1)
-        t_new = torch.where(reaching, torch.full_like(ta, t_end), ta + ha)
-        t_stop = torch.where(accept, t_new, ta)  # how far each member's accepted piece reaches
-        # --- stop conditions on the accepted step: crossings located on the dense output
+        nfev_a += 6
+        # --- step-size control, per member: PI on accepted steps (no growth right after a rejection), I on rejected
+        fac11 = _pow(err, _EXPO)
+        grow = torch.clamp(SAFETY / fac11 * _pow(eo, BETA), FAC_MIN, FAC_MAX)
+        grow = torch.where(rej, torch.clamp(grow, max=1.0), grow)
+        shrink = torch.clamp(SAFETY / fac11, FAC_MIN, 1.0)
+        ha = torch.minimum(hs * torch.where(accept, grow, shrink), max_h)
+        eo = torch.where(accept, torch.clamp(err, min=ERR_FLOOR), eo)
+        rej = ~accept
+        nacc_a += accept
+        nrej_a += rej
+        t_new = torch.where(reaching, torch.full_like(ta, t_end), ta + hs)
+        t_reach = torch.where(accept, t_new, ta)  # how far each member's accepted piece reaches
+        # --- stop conditions on the accepted steps: crossings located on the dense output
         stopped_local = torch.zeros(idx.numel(), dtype=torch.bool)
-        if conds is not None and bool(accept.any()):
-            assert cond_prev is not None
-            y_acc = torch.where(accept[:, None], y_new, ya)
-            now = cond_values(prob, torch.where(accept, t_new, ta), y_acc, torch.where(accept[:, None], ks[6], fa))
-            prev = cond_prev[:, idx.numpy()]
-            hit = conds.met(prev, now) & accept.numpy()[None, :]
+        if prev_a is not None and conds is not None and bool(accept.any()):
+            acc_np = accept.numpy()
+            now = cond_values(prob, t_reach, torch.where(accept[:, None], y_new, ya),
+                              torch.where(accept[:, None], ks[6], fa))
+            hit = conds.met(prev_a, now) & acc_np[None, :]
             if hit.any():
-                def g_at(sel: Tensor, th: Tensor, idx=idx, ta=ta, ha=ha, ya=ya, ks=ks) -> np.ndarray:
+                def g_at(sel: Tensor, th: Tensor, idx=idx, ta=ta, hs=hs, ya=ya, ks=ks) -> np.ndarray:
                     """The conditions of the members ``sel`` at ``t_n + th h`` on their dense output."""
-                    return cond_values(mem.rows(idx[sel]), ta[sel] + th * ha[sel],
-                                       _dense(ya[sel], ha[sel], [k_[sel] for k_ in ks], th))
+                    return cond_values(mem.rows(idx[sel]), ta[sel] + th * hs[sel],
+                                       _dense(ya[sel], hs[sel], [k_[sel] for k_ in ks], th))
 
-                tc, label = _locate(conds, hit, prev, now, g_at, ta, ha)
+                tc, label = _locate(conds, hit, prev_a, now, g_at, ta, hs)
                 hit_m = torch.from_numpy(np.nonzero(hit.any(0))[0])
                 stopped_local[hit_m] = True
-                t_stop[hit_m] = tc[hit_m]
+                t_reach[hit_m] = tc[hit_m]
                 stop_members(idx[hit_m], tc[hit_m], [label[m] for m in hit_m.tolist()])
-            cond_prev[:, idx.numpy()] = np.where(accept.numpy()[None, :], now, prev)
+            prev_a = np.where(acc_np[None, :], now, prev_a)
         # --- output times passed by the accepted pieces, from the dense output (the step's end taken exactly)
+        wrote = False
         while True:
-            j_loc = nxt[idx]
-            due = accept & (j_loc < n_out) & (ts_t[j_loc.clamp(max=n_out - 1)] <= t_stop)
+            due = accept & (nxt_a < n_out) & (ts_t[nxt_a.clamp(max=n_out - 1)] <= t_reach)
             if not bool(due.any()):
                 break
-            for j in torch.unique(j_loc[due]).tolist():
-                sel = due & (j_loc == j)
+            for j in torch.unique(nxt_a[due]).tolist():
+                sel = due & (nxt_a == j)
                 tj = ts[j]
-                th = (tj - ta[sel]) / ha[sel]
-                vals = _dense(ya[sel], ha[sel], [k_[sel] for k_ in ks], th)
+                vals = _dense(ya[sel], hs[sel], [k_[sel] for k_ in ks], (tj - ta[sel]) / hs[sel])
                 exact = (t_new[sel] == tj) & ~stopped_local[sel]
-                vals = torch.where(exact[:, None], y_new[sel], vals)
-                write(j, idx[sel], vals)
-            nxt[idx[due]] += 1
+                write(j, idx[sel], torch.where(exact[:, None], y_new[sel], vals))
+            nxt_a += due
+            wrote = True
         # --- commit the accepted steps; stopped members freeze at their located state
-        acc_idx = idx[accept]
-        y[acc_idx] = y_new[accept]
-        f[acc_idx] = ks[6][accept]
-        t[acc_idx] = t_new[accept]
+        nonfinite = ~torch.isfinite(y_new).all(dim=1)
         if bool(stopped_local.any()):
             sl = stopped_local
-            th = (t_stop[sl] - ta[sl]) / ha[sl]
-            y[idx[sl]] = _dense(ya[sl], ha[sl], [k_[sl] for k_ in ks], th)
-            t[idx[sl]] = t_stop[sl]
+            y_new[sl] = _dense(ya[sl], hs[sl], [k_[sl] for k_ in ks], (t_reach[sl] - ta[sl]) / hs[sl])
+        ya = torch.where(accept[:, None], y_new, ya)
+        fa = torch.where(accept[:, None], ks[6], fa)
+        ta = torch.where(accept, t_reach, ta)
         done = accept & reaching & ~stopped_local
-        status[idx[done]] = _DONE
         # --- stalls: a step below 10 ulp of the member's time, or the member's evaluation budget spent
-        tiny = h[idx] < 10 * (torch.nextafter(t[idx], torch.full_like(ta, np.inf)) - t[idx])
-        over = nfev_m[idx] > max_evaluations
-        failed = (status[idx] == _ACTIVE) & (tiny | over)
-        if bool(failed.any()):
-            bad = idx[failed]
-            status[bad] = torch.where(nonfinite[bad], _DIVERGED, _STALLED)
-        ok = flush()
+        tiny = ha < 10 * (torch.nextafter(ta, torch.full_like(ta, np.inf)) - ta)
+        failed = ~done & ~stopped_local & (tiny | (nfev_a > max_evaluations))
+        leaving = done | stopped_local | failed
+        if bool(leaving.any()):
+            write_back()
+            status[idx[done]] = _DONE
+            if bool(failed.any()):
+                status[idx[failed]] = torch.where(nonfinite[failed], _DIVERGED, _STALLED)
+            keep = ~leaving
+            idx = idx[keep]
+            ya, fa, ta, ha, eo, rej, nxt_a = ya[keep], fa[keep], ta[keep], ha[keep], eo[keep], rej[keep], nxt_a[keep]
+            nacc_a, nrej_a, nfev_a = nacc_a[keep], nrej_a[keep], nfev_a[keep]
+            if prev_a is not None:
+                prev_a = prev_a[:, keep.numpy()]
+            if idx.numel():
+                prob = mem.rows(idx)
+            ok = flush()
+        elif wrote:
+            nxt[idx] = nxt_a
+            ok = flush()
+    if idx.numel():  # the loop ended on a failed record: keep the members' last state in the info
+        write_back()
     # --- the run's end: every member stopped -> a last record at the last stop time (all frozen)
     if ok and bool((status == _STOPPED).all()) and n_rec < n_out:
         t_last = float(stop_time.max())
