@@ -276,6 +276,8 @@ def test_max_margin_predictor_meets_kkt_and_is_feasible(seed, n, d):
 def test_max_margin_predictor_rejects_bad_labels():
     with pytest.raises(ValueError, match=r"Invalid y"):
         ft.fa_max_margin(np.eye(2), np.array([1.0, 0.5]), np.ones(2))
+    with pytest.raises(ValueError, match=r"Invalid data: not linearly separable"):
+        ft.fa_max_margin(np.array([[1.0, 0.0], [2.0, 0.0]]), np.array([1.0, -1.0]), np.ones(2))
     assert ft.angle(np.array([1.0, 0.0]), np.array([0.0, 2.0])) == pytest.approx(math.pi / 2, abs=1e-15)
     assert ft.angle(np.array([1.0, 1e-9]), np.array([1.0, 0.0])) == pytest.approx(1e-9, rel=1e-6)
 

@@ -639,7 +639,10 @@ def max_margin_point(x: np.ndarray, y: np.ndarray, pmap: CoordinateMap, *, tol: 
     if not pmap.monotone().all():
         raise ValueError("Invalid map: not monotone (expected a convex potential)")
     a = y[:, None] * x
-    n = a.shape[0]
+    n, d = a.shape
+    feas = optimize.linprog(np.zeros(d), A_ub=-a, b_ub=-np.ones(n), bounds=[(None, None)] * d, method="highs")
+    if feas.status != 0:  # no beta with every margin >= 1: the dual is unbounded below
+        raise ValueError("Invalid data: not linearly separable (expected some beta with y_n x_n^T beta > 0 for all n)")
 
     def fun(lam):
         with np.errstate(over="ignore", invalid="ignore"):
@@ -672,6 +675,8 @@ def max_margin_point(x: np.ndarray, y: np.ndarray, pmap: CoordinateMap, *, tol: 
         neg = lam[idx] < 0
         viol = (~active) & (margins < 1.0 - 1e-12)
         if neg.any():
+            if len(idx) == 1:  # a single margin with a negative multiplier: no separating direction exists
+                raise RuntimeError("max_margin_point: the active set emptied (are the data separable?)")
             active[idx[int(np.argmin(lam[idx]))]] = False
         elif viol.any():
             active[int(np.argmin(np.where(viol, margins, np.inf)))] = True

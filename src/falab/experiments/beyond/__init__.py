@@ -231,6 +231,19 @@ def run_classification(ctx: RunContext) -> Measured:
                           f"({len(v)} instances): " + (f"{np.median(v):.2f}" if v else "-")
                           for g, v in slopes.items())
               + " (derived: -1 and -1/3, docs Sec. 7)."]
+    extras = {key: [r[key] for r in rows if key in r] for key in ("fa_scaled", "dfa3")}
+    if extras["fa_scaled"]:
+        names = {"fa_scaled": f"FA (2 layers) from scale {cfg.extra_alpha:g}, to the zero-init weighted-ℓ_{{4/3}} "
+                              "direction",
+                 "dfa3": "DFA (3 layers) from zero, to its degree-8/7 max-margin direction"}
+        lines += ["", f"Measured, not claimed ({len(extras['fa_scaled'])} instances): median angle at t = "
+                  + ", ".join(f"{times[i]:.0e}" for i in shown) + ":", ""]
+        for key, rs in extras.items():
+            m = {q: np.median([r[q] for r in rs], axis=0) for q in ("pred", "l1", "l2")}
+            near = sum(1 for r in rs if min(("pred", "l1", "l2"), key=lambda q: r[q][-1]) == "pred")
+            lines.append(f"- {names[key]}: " + ", ".join(f"{m['pred'][i]:.3f}" for i in shown)
+                         + f" (to ℓ1 {m['l1'][-1]:.3f}, to ℓ2 {m['l2'][-1]:.3f} at {times[-1]:.0e}; predicted "
+                         f"direction nearest for {near}/{len(rs)})")
     sizes = {"d": cfg.d, "n": cfg.n, "instances": len(rows), "horizon": cfg.horizon, "claim times":
              [cfg.t_early, cfg.t_late], "GD init": cfg.gd_alpha, "rtol": cfg.rtol}
     numbers = {"median_angles": {rule: {k: [float(v) for v in vals] for k, vals in per.items()}

@@ -49,6 +49,8 @@ class ClassificationConfig:
     gd_alpha: float = 1e-2
     rtol: float = 1e-10
     with_gd: bool = True  # the GD contrast (reported, not claimed); quick mode skips its flow (~1.5 s)
+    extra_per_seed: int = 0  # instances per seed of the reported extras: FA from a finite scale, depth-3 DFA from zero
+    extra_alpha: float = 0.5
 
 
 def atlas(quick: bool) -> AtlasConfig:
@@ -71,4 +73,4 @@ def classification(quick: bool) -> ClassificationConfig:
         return ClassificationConfig(d=8, n=4, per_seed=4, horizon=1e8, with_gd=False)
     # the far horizon only extends the reported trend (the claim is read at t = 1e8 in both modes); past ~1e180 the
     # losses (~1/t) fall below the solver's absolute tolerance and the flow is no longer resolved
-    return ClassificationConfig(d=8, n=4, per_seed=12, horizon=1e60)
+    return ClassificationConfig(d=8, n=4, per_seed=12, horizon=1e60, extra_per_seed=4)

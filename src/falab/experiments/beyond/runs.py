@@ -336,4 +336,33 @@ def cls_flows(seeds: Sequence[int], cfg: ClassificationConfig, tighten: float = 
         resid = np.linalg.norm(grads.T - x.T @ coef, axis=0) / np.maximum(np.linalg.norm(grads, axis=1), 1e-300)
         row["mirror_resid"] = float(resid.max())
         out[s].append(row)
+    if cfg.extra_per_seed:
+        _cls_extras(seeds, cfg, inst, times, tighten, out)
     return out
+
+
+def _cls_extras(seeds: Sequence[int], cfg: ClassificationConfig, inst: list, times: list[float], tighten: float,
+                out: dict[int, list[dict]]) -> None:
+    """Measured, not claimed: two-layer FA from a finite scale (``u0, v0 = extra_alpha`` times Gaussians; P neither
+    homogeneous nor always monotone, leading term b^2 z^3 / 2) against the zero-init weighted-l_{4/3} direction, and
+    depth-3 DFA from zero against its own homogeneous (degree 8/7) max-margin direction, on the first
+    ``extra_per_seed`` instances of every seed; adds ``row['fa_scaled']`` and ``row['dfa3']``."""
+    d = cfg.d
+    picked = [j for j in range(len(inst)) if j % cfg.per_seed < cfg.extra_per_seed]  # inst is seed-major
+    draws = {j: np.random.default_rng([16, 5, inst[j][0], j]).standard_normal((4, d)) for j in picked}
+    fa = [make_member("fa", inst[j][0], inst[j][1], inst[j][2], cfg.extra_alpha * draws[j][:2], [inst[j][3]])
+          for j in picked]
+    dfa = [make_member("dfa3", inst[j][0], inst[j][1], inst[j][2], np.zeros((3, d)), [draws[j][2], draws[j][3]])
+           for j in picked]
+    loss = ExponentialLoss("sum")
+    ts = np.asarray(times)
+    rec = ts >= 1.0
+    for key, ms in (("fa_scaled", fa), ("dfa3", dfa)):
+        betas = flow_members(ms, cfg.horizon, cfg.rtol, tighten, loss=loss, times=times)["betas"]
+        for k, (j, m) in enumerate(zip(picked, ms)):
+            s, x, y, b = inst[j]
+            own = (ft.fa_max_margin(x, y, b) if key == "fa_scaled"
+                   else ft.max_margin_point(x, y, ft.small_init_map(ft.dfa_products(m.feedback))))
+            refs = {"pred": own.beta, "l1": ft.max_margin_l1(x, y), "l2": ft.max_margin_l2(x, y)}
+            row = out[s][j % cfg.per_seed]
+            row[key] = {q: np.array([ft.angle(bt, ref) for bt in betas[rec, k]]) for q, ref in refs.items()}
