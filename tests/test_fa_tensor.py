@@ -273,6 +273,20 @@ def test_max_margin_predictor_meets_kkt_and_is_feasible(seed, n, d):
     assert ft.margin_kkt_residual(x, y, l2.beta, ft.PowerMap(w, 4 / 3)) > 1e-3
 
 
+def test_max_margin_point_for_the_depth3_dfa_potential():
+    """Depth-3 DFA from zero: P = kappa z^7 (a PolynomialMap, inverted by bisection) has the potential
+    (7/8) kappa^{-1/7} |beta|^{8/7}; its max-margin point equals the PowerMap route's to 1e-9, both meet KKT."""
+    x, y, _ = _cls_instance(5, 4, 8)
+    rng = np.random.default_rng(5)
+    pm = ft.small_init_map(ft.dfa_products([rng.standard_normal(8), rng.standard_normal(8)]))
+    kappa = pm.coefs[-1]
+    lim = ft.max_margin_point(x, y, pm)
+    alt = ft.max_margin_point(x, y, ft.PowerMap(0.875 * kappa ** (-1 / 7), 8 / 7))
+    assert lim.kkt <= 1e-8 and alt.kkt <= 1e-8
+    assert ft.relative_error(lim.beta, alt.beta) <= 1e-9
+    assert ft.relative_error(lim.beta, ft.fa_max_margin(x, y, np.ones(8)).beta) > 1e-2  # a different potential
+
+
 def test_max_margin_predictor_rejects_bad_labels():
     with pytest.raises(ValueError, match=r"Invalid y"):
         ft.fa_max_margin(np.eye(2), np.array([1.0, 0.5]), np.ones(2))
