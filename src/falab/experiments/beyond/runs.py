@@ -337,11 +337,11 @@ def cls_flows(seeds: Sequence[int], cfg: ClassificationConfig, tighten: float = 
         row["mirror_resid"] = float(resid.max())
         out[s].append(row)
     if cfg.extra_per_seed:
-        _cls_extras(seeds, cfg, inst, times, tighten, out)
+        _cls_extras(cfg, inst, times, tighten, out)
     return out
 
 
-def _cls_extras(seeds: Sequence[int], cfg: ClassificationConfig, inst: list, times: list[float], tighten: float,
+def _cls_extras(cfg: ClassificationConfig, inst: list, times: list[float], tighten: float,
                 out: dict[int, list[dict]]) -> None:
     """Measured, not claimed: two-layer FA from a finite scale (``u0, v0 = extra_alpha`` times Gaussians; P neither
     homogeneous nor always monotone, leading term b^2 z^3 / 2) against the zero-init weighted-l_{4/3} direction, and
