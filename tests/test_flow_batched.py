@@ -1,9 +1,11 @@
-"""Per-member error control for ensemble flows (issue 17 item 3): ``simulate_flow(..., method="dopri5-members")``.
+"""Per-member error control for ensemble flows (issue 17 item 3): ``simulate_flow(..., method="dop853-members")``
+and ``"dopri5-members"``.
 
-Each member of the batched Dormand-Prince 5(4) has its own step size, error norm, acceptance and controller, so a
-member's arithmetic does not depend on the others: the tests check that it equals the member integrated alone, that
-members of different time scales take different numbers of steps, that a member stopping early leaves the others'
-results unchanged, and that FA's conserved quantity holds along the batched flow.
+Each member of the batched DOP853 / Dormand-Prince 5(4) has its own step size, error norm, acceptance and controller,
+so a member's arithmetic does not depend on the others: the tests check that it equals the member integrated alone
+(DOP853 per member takes scipy's DOP853 steps exactly), that members of different time scales take different numbers
+of steps, that a member stopping early leaves the others' results unchanged, and that FA's conserved quantity holds
+along the batched flow.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from falab.models import MLP, deep_linear, member
 from falab.rules import Backprop, FeedbackAlignment, Gaussian
 
 DT = torch.float64
-ROUTE = "dopri5-members"
+ROUTE = "dop853-members"
+ROUTES = ("dop853-members", "dopri5-members")
 SCALES = (0.5, 1.0, 2.0, 4.0)  # input scales per member: the field scales ~ c^2, so the time scales differ
 
 
@@ -47,15 +50,17 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
 
 
-def test_each_member_equals_the_member_integrated_alone():
-    """Members of four time scales: each takes its own number of accepted steps (measured 18, 71, 102, 119) and
-    its trajectory is bit-identical to the same route run on that member alone (as a single network and as an
-    ensemble of one): nothing in a member's step sequence depends on the others. Against DOP853 alone at
-    rtol 1e-12 (the reference) every member agrees to <= 1e-9 relative: rtol = 1e-10 bounds each step's local
-    error, the global error of ~100 steps measured <= 1.3e-11, and 1e-9 (10 rtol) is the bound asserted."""
+@pytest.mark.parametrize("route", ROUTES)
+def test_each_member_equals_the_member_integrated_alone(route):
+    """Members of four time scales: each takes its own number of accepted steps (measured 4, 19, 27, 35 by DOP853,
+    18, 71, 102, 119 by DP5) and its trajectory is bit-identical to the same route run on that member alone (as a
+    single network and as an ensemble of one): nothing in a member's step sequence depends on the others. Against
+    DOP853 alone at rtol 1e-12 (the reference) every member agrees to <= 1e-9 relative: rtol = 1e-10 bounds each
+    step's local error, the global error of <= 120 steps measured <= 1.3e-11, and 1e-9 (10 rtol) is the bound
+    asserted."""
     model, rule, prob, p0 = _ensemble(4, scales=SCALES)
     ts = [0.0, 0.5, 1.0]
-    traj = simulate_flow(prob, p0, ts, method=ROUTE)
+    traj = simulate_flow(prob, p0, ts, method=route)
     assert traj.status == "ok" and traj.times == ts
     steps = traj.info["member_steps"]
     assert steps == sorted(steps) and len(set(steps)) == 4, steps  # larger input scale = faster flow = more steps
@@ -63,10 +68,10 @@ def test_each_member_equals_the_member_integrated_alone():
     assert traj.info["member_status"] == ["ok"] * 4
     for m in range(4):
         alone = _alone(prob, m)
-        single = simulate_flow(alone, member(p0, m), ts, method=ROUTE)
+        single = simulate_flow(alone, member(p0, m), ts, method=route)
         one = simulate_flow(Problem(model, rule, prob.loss, prob.x[m:m + 1], prob.y[m:m + 1],
                                     {n: v[m:m + 1] for n, v in prob.state.items()}),
-                            {n: v[m:m + 1] for n, v in p0.items()}, ts, method=ROUTE)
+                            {n: v[m:m + 1] for n, v in p0.items()}, ts, method=route)
         assert single.info["member_steps"] == [steps[m]] == one.info["member_steps"]
         ref = simulate_flow(alone, member(p0, m), ts, rtol=1e-12, atol=1e-14)
         for i in range(len(ts)):
@@ -76,7 +81,23 @@ def test_each_member_equals_the_member_integrated_alone():
                 assert _rel(traj.params[i][n][m], ref.params[i][n]) <= 1e-9, (m, i, n)
 
 
-def test_a_member_stopped_early_leaves_the_others_bit_identical():
+def test_dop853_members_takes_scipys_dop853_steps_member_by_member():
+    """Same coefficients (Hairer's DOP853), error norm, controller and starting step as scipy's DOP853: every member
+    of the batched route costs exactly the evaluations scipy's DOP853 spends on that member alone (dense outputs
+    included) and lands on the same states to rounding (<= 1e-13 relative; measured <= 3.7e-15)."""
+    _, _, prob, p0 = _ensemble(4, scales=SCALES)
+    ts = [0.0, 0.5, 1.0]
+    traj = simulate_flow(prob, p0, ts, method="dop853-members")
+    for m in range(4):
+        ref = simulate_flow(_alone(prob, m), member(p0, m), ts, method="DOP853")
+        assert traj.info["member_nfev"][m] == ref.info["nfev"], m
+        for i in range(len(ts)):
+            for n in p0:
+                assert _rel(traj.params[i][n][m], ref.params[i][n]) <= 1e-13, (m, i, n)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_member_stopped_early_leaves_the_others_bit_identical(route):
     """A loss target only the fastest member (input scale 4, targets scaled by 0.01 so its loss can fall far below
     the others') reaches before t = 2: it stops at the located time with loss = target (to 1e-10 relative) and the
     same stop time as DOP853 on that member alone (to 1e-8), while the other members' records are bit-identical to
@@ -87,13 +108,13 @@ def test_a_member_stopped_early_leaves_the_others_bit_identical():
     prob = Problem(prob.model, prob.rule, prob.loss, prob.x, y, prob.state)
     ts = np.linspace(0.0, 2.0, 21).tolist()
     loss = {"loss": lambda s: s.problem.loss_value(s.params)}
-    free = simulate_flow(prob, p0, ts, method=ROUTE, measures=loss)
+    free = simulate_flow(prob, p0, ts, method=route, measures=loss)
     curves = free.metric("loss")  # (T, K)
     fast = 3
     target = float(curves[10, fast])  # the fast member's loss at t = 1: reached at t <= 1
     others_min = float(curves[:, :fast].min())
     assert others_min > 2 * target, (others_min, target)  # the instance: nobody else gets near the target
-    stopped = simulate_flow(prob, p0, ts, method=ROUTE, measures=loss, stop=Stop(loss=target))
+    stopped = simulate_flow(prob, p0, ts, method=route, measures=loss, stop=Stop(loss=target))
     assert [s.member for s in stopped.stops] == [fast] and stopped.stops[0].reason == "loss"
     assert stopped.stop is None  # the others ran to the horizon
     t_stop = stopped.stops[0].time
@@ -108,23 +129,26 @@ def test_a_member_stopped_early_leaves_the_others_bit_identical():
     assert alone.stop is not None and abs(alone.stop.time - t_stop) <= 1e-8
 
 
-def test_stop_times_per_member_match_the_closed_form():
+@pytest.mark.parametrize("route", ROUTES)
+def test_stop_times_per_member_match_the_closed_form(route):
     """``w' = lam - w`` per member (one-weight regression): the loss ``(w0 - lam)^2 e^{-2t} / 2`` reaches the target
-    at ``t* = ln((w0 - lam)^2 / (2 target)) / 2``; every member stops there to 1e-10 and, all stopped, the run ends
-    at the last stop time with each member frozen at its own stop state."""
+    at ``t* = ln((w0 - lam)^2 / (2 target)) / 2``; every member stops there to 1e-9 max(1, t*) (the bound of the
+    scipy route's test: near the target dt* = dw / (2 |w - lam|) ~ 350 dw, so a 1e-12 state error moves t* by ~4e-10;
+    scipy's DOP853 misses by up to 3.9e-10 here, the batched routes by <= 3.3e-10) and, all stopped, the run ends at
+    the last stop time with each member frozen at its own stop state (to 1e-12)."""
     w0, lam, target = [3.0, 1.5, -2.0], 1.0, 1e-6
     k = len(w0)
     prob = Problem(deep_linear((1, 1)), Backprop(), SquaredLoss("mean"), torch.ones(1, 1, dtype=DT),
                    torch.full((k, 1, 1), lam, dtype=DT))
     p0 = {"W1": torch.tensor(w0, dtype=DT).view(k, 1, 1)}
-    traj = simulate_flow(prob, p0, [0.0, 1.0, 100.0], method=ROUTE, stop=Stop(loss=target), rtol=1e-12,
+    traj = simulate_flow(prob, p0, [0.0, 1.0, 100.0], method=route, stop=Stop(loss=target), rtol=1e-12,
                          atol=1e-14)
     want = [0.5 * math.log((w - lam) ** 2 / (2 * target)) for w in w0]
     stops = sorted(traj.stops, key=lambda s: s.member)
     assert [s.member for s in stops] == [0, 1, 2]
     for s, t_star in zip(stops, want):
-        assert abs(s.time - t_star) <= 1e-10, (s.time, t_star)
-    assert traj.stop is not None and traj.times == [0.0, 1.0, pytest.approx(max(want), abs=1e-10)]
+        assert abs(s.time - t_star) <= 1e-9 * max(1.0, t_star), (s.time, t_star)
+    assert traj.stop is not None and traj.times == [0.0, 1.0, pytest.approx(max(want), abs=1e-8)]
     final = traj.final["W1"].reshape(-1)
     for m, w in enumerate(w0):  # frozen at loss = target: |w - lam| = sqrt(2 target) on the side it started
         assert abs(float(final[m]) - (lam + math.copysign(math.sqrt(2 * target), w - lam))) <= 1e-12
@@ -149,13 +173,14 @@ def test_single_network_stops_on_a_terminal_event_with_its_own_parameters():
     assert set(seen) == {float}
 
 
-def test_fa_conserved_quantity_along_the_batched_flow():
+@pytest.mark.parametrize("route", ROUTES)
+def test_fa_conserved_quantity_along_the_batched_flow(route):
     """Linear FA networks: Q = |W1|^2 / 2 - <W2, B2> (P000 Thm 5.1) is conserved along the exact flow; on the
-    batched route at rtol 1e-10 each member's Q stays within 1e-10 relative (measured 1.6e-11) to t = 5."""
+    batched routes at rtol 1e-10 each member's Q stays within 1e-10 relative (measured 1.6e-11 by DP5) to t = 5."""
     model, _, prob, p0 = _ensemble(6, activation="identity", seed=1)
     ts = np.linspace(0.0, 5.0, 11).tolist()
     meas = {"Q": lambda s: fa_quantity(model.layer_weights(s.params), {2: s.problem.state["B2"]})[..., 0]}
-    traj = simulate_flow(prob, p0, ts, method=ROUTE, measures=meas)
+    traj = simulate_flow(prob, p0, ts, method=route, measures=meas)
     q = traj.metric("Q")
     assert q.shape == (11, 6)
     assert float(((q - q[0]).abs() / q[0].abs()).max()) <= 1e-10
@@ -182,7 +207,8 @@ def test_a_member_over_its_budget_stalls_alone():
 
 def test_bad_method_and_unsupported_events_are_refused():
     _, _, prob, p0 = _ensemble(2)
-    with pytest.raises(FalabInputError, match=r"^Invalid flow.method: 'dopri5' \(expected one of .*'dopri5-members'"):
+    with pytest.raises(FalabInputError, match=r"^Invalid flow.method: 'dopri5' \(expected one of .*'dop853-members', "
+                       r"'dopri5-members'"):
         simulate_flow(prob, p0, [0.0, 1.0], method="dopri5")
     with pytest.raises(FalabInputError, match=r"^Invalid flow.events: 1 non-terminal event\(s\) \(expected terminal"):
         simulate_flow(prob, p0, [0.0, 1.0], method=ROUTE, events=[lambda t, p: 1.0])

@@ -88,10 +88,10 @@ def bench_stiff(quick: bool, echo: Callable[[str], None]) -> dict[str, float]:
 
 
 def bench_ensemble(quick: bool, echo: Callable[[str], None]) -> dict[str, float]:
-    """K small FA flows (MLP 3-4-2 tanh, t = 1, rtol 1e-10): the per-member route (``method='dopri5-members'``: each
-    member its own steps, one batched torch program) against the lockstep route (DOP853 on the stacked state in chunks
-    of 128) and one member alone; diffrax reported if installed. Agreement: the largest relative difference
-    ``||theta_a - theta_b|| / ||theta_b||`` of a member's final parameters between two routes."""
+    """K small FA flows (MLP 3-4-2 tanh, t = 1, rtol 1e-10): per-member control (``method='dop853-members'`` and
+    ``'dopri5-members'``: each member its own steps, one batched torch program) against the lockstep route (DOP853 on
+    the stacked state in chunks of 128) and one member alone; diffrax reported if installed. Agreement: the largest
+    relative difference ``||theta_a - theta_b|| / ||theta_b||`` of a member's final parameters between two routes."""
     from ..dynamics import Problem, simulate_flow
     from ..functional import SquaredLoss
     from ..models import MLP, member
@@ -105,11 +105,9 @@ def bench_ensemble(quick: bool, echo: Callable[[str], None]) -> dict[str, float]
     state = rule.init(model, p0, generator=g)
     x, y = torch.randn(k, 5, 3, generator=g, dtype=torch.float64), torch.randn(k, 5, 2, generator=g, dtype=torch.float64)
     prob = Problem(model, rule, SquaredLoss("mean"), x, y, state)
-    lock, t_all = _timed(lambda: simulate_flow(prob, p0, [0.0, 1.0]))
-    per, t_per = _timed(lambda: simulate_flow(prob, p0, [0.0, 1.0], method="dopri5-members"))
     one = Problem(model, rule, SquaredLoss("mean"), x[0], y[0], member(state, 0))
+    lock, t_all = _timed(lambda: simulate_flow(prob, p0, [0.0, 1.0]))
     alone, t_one = _timed(lambda: simulate_flow(one, member(p0, 0), [0.0, 1.0]))
-    alone_per, t_one_per = _timed(lambda: simulate_flow(one, member(p0, 0), [0.0, 1.0], method="dopri5-members"))
 
     def rel(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> torch.Tensor:
         """Per-member relative difference of the final parameters (all tensors of a member together)."""
@@ -117,23 +115,28 @@ def bench_ensemble(quick: bool, echo: Callable[[str], None]) -> dict[str, float]
         den = sum((b[n] ** 2).reshape(b[n].shape[0], -1).sum(1) for n in p0)
         return torch.sqrt(torch.as_tensor(num) / torch.as_tensor(den))
 
-    agree = float(rel(per.final, lock.final).max())
-    agree_one = float(rel({n: v[:1] for n, v in per.final.items()}, {n: v[None] for n, v in alone.final.items()})[0])
-    same_alone = all(torch.equal(per.final[n][0], alone_per.final[n]) for n in p0)
-    steps = per.info["member_steps"]
+    out = {"flow_ensemble_k": float(k), "flow_ensemble_lockstep_s": t_all, "flow_ensemble_one_s": t_one}
+    echo(f"ensemble flows: K = {k} lockstep (DOP853, chunks of 128) {t_all:.2f} s, one member (DOP853) {t_one:.3f} s")
+    for method, key in (("dop853-members", "members"), ("dopri5-members", "members_dp5")):
+        per, t_per = _timed(lambda m=method: simulate_flow(prob, p0, [0.0, 1.0], method=m))
+        alone_per, t_one_per = _timed(lambda m=method: simulate_flow(one, member(p0, 0), [0.0, 1.0], method=m))
+        agree = float(rel(per.final, lock.final).max())
+        agree_one = float(rel({n: v[:1] for n, v in per.final.items()},
+                              {n: v[None] for n, v in alone.final.items()})[0])
+        same_alone = all(torch.equal(per.final[n][0], alone_per.final[n]) for n in p0)
+        steps = per.info["member_steps"]
+        echo(f"  per-member {method}: {t_per:.2f} s ({t_all / t_per:.1f}x faster than lockstep; members took "
+             f"{min(steps)}..{max(steps)} steps, {per.info['nfev']} batched evaluations), one member "
+             f"{t_one_per:.3f} s; agrees with lockstep to {agree:.1e}, member 0 with DOP853 alone to "
+             f"{agree_one:.1e}, member 0 {'bit-identical' if same_alone else 'NOT bit-identical'} to itself alone")
+        out.update({f"flow_ensemble_{key}_s": t_per, f"flow_ensemble_one_{key}_s": t_one_per,
+                    f"flow_ensemble_{key}_speedup": t_all / t_per, f"flow_ensemble_{key}_vs_lockstep": agree,
+                    f"flow_ensemble_{key}_vs_alone": agree_one, f"flow_ensemble_{key}_alone_identical": float(same_alone),
+                    f"flow_ensemble_{key}_steps_min": float(min(steps)),
+                    f"flow_ensemble_{key}_steps_max": float(max(steps)), f"flow_ensemble_{key}_nfev": float(per.info["nfev"])})
     has_diffrax = importlib.util.find_spec("diffrax") is not None
-    echo(f"ensemble flows: K = {k} lockstep (DOP853, chunks of 128) {t_all:.2f} s, per-member (dopri5-members) "
-         f"{t_per:.2f} s ({t_all / t_per:.1f}x; members took {min(steps)}..{max(steps)} steps, "
-         f"{per.info['nfev']} batched evaluations), one member {t_one:.3f} s (DOP853) / {t_one_per:.3f} s "
-         f"(dopri5-members); routes agree to {agree:.1e} (per-member vs lockstep), {agree_one:.1e} (member 0 vs "
-         f"alone by DOP853), member 0 {'bit-identical' if same_alone else 'NOT bit-identical'} to itself alone; "
-         f"diffrax " + ("installed (not measured here)" if has_diffrax else "not installed"))
-    return {"flow_ensemble_k": float(k), "flow_ensemble_lockstep_s": t_all, "flow_ensemble_one_s": t_one,
-            "flow_ensemble_members_s": t_per, "flow_ensemble_one_members_s": t_one_per,
-            "flow_ensemble_members_speedup": t_all / t_per, "flow_ensemble_members_vs_lockstep": agree,
-            "flow_ensemble_members_vs_alone": agree_one, "flow_ensemble_members_alone_identical": float(same_alone),
-            "flow_ensemble_members_steps_min": float(min(steps)), "flow_ensemble_members_steps_max": float(max(steps)),
-            "flow_ensemble_members_nfev": float(per.info["nfev"])}
+    echo("  diffrax " + ("installed (not measured here)" if has_diffrax else "not installed"))
+    return out
 
 
 def run_flow_bench(quick: bool = False, echo: Callable[[str], None] = print) -> dict[str, float]:

@@ -1,30 +1,36 @@
-r"""Per-member error control for ensemble flows (issue 17 item 3): a batched Dormand-Prince 5(4) in torch.
+r"""Per-member error control for ensemble flows (issue 17 item 3): DOP853 and Dormand-Prince 5(4), batched in torch.
 
-``simulate_flow(..., method="dopri5-members")`` integrates an ensemble of K members, stacked as one float64 state of
-shape ``(K, P)``, with every member's step size, error norm, step acceptance and step-size controller its own, as
-torchode does; members that reached the horizon or met their stop condition leave the active set, and the field is
-then evaluated on the active rows only (the ensemble's data and feedback are indexed along the member axis). The whole
-ensemble advances as one tensor program: the Python loop is over attempted steps, never over members.
+``simulate_flow(..., method="dop853-members")`` (or ``"dopri5-members"``) integrates an ensemble of K members,
+stacked as one float64 state of shape ``(K, P)``, with every member's step size, error norm, step acceptance and
+step-size controller its own, as torchode does; members that reached the horizon or met their stop condition leave
+the active set, and the field is then evaluated on the active rows only (the ensemble's data and feedback are indexed
+along the member axis). The whole ensemble advances as one tensor program: the Python loop is over attempted steps,
+never over members. Nothing in a member's arithmetic depends on the other rows (row-wise operations, no fused
+multiply-adds, ``pow`` by numpy), so a member's trajectory is bit-identical to the member run alone whenever the
+field's own kernels are row-independent too (measured so for falab's MLP fields; ``tests/test_flow_batched.py``).
 
 Why this route: the scipy route integrates the stacked ensemble in lockstep, so the member with the hardest dynamics
-sets the step for all and converged members keep costing (K = 1024 small FA flows: ~11 s against ~0.06 s for one
-member; ``falab bench --only flows``). Why hand-written: torchode (the batched PyTorch solver with per-sample control)
-is not installable here and diffrax is JAX, while falab's vector field is a torch function; the method is the textbook
-one and fits in this file.
+sets the step for all and converged members keep costing. Why hand-written: torchode (the batched PyTorch solver with
+per-sample control) is not installable here and diffrax is JAX, while falab's vector field is a torch function; the
+methods are the textbook ones and fit in this file.
 
-**Method** (Hairer, Norsett & Wanner, *Solving Ordinary Differential Equations I*, 2nd ed., Sec. II.4 and II.5,
-Table 5.2; Dormand & Prince 1980): the 7-stage FSAL pair of orders 5 and 4 with local extrapolation,
+**Methods** (Hairer, Norsett & Wanner, *Solving Ordinary Differential Equations I*, 2nd ed.; HNW below): explicit
+FSAL embedded pairs with local extrapolation,
 
 .. math::
 
-    k_i = f\Big(y_n + h\sum_{j<i} a_{ij}k_j\Big), \qquad
-    y_{n+1} = y_n + h\sum_i b_i k_i, \qquad \mathrm{err} = h\sum_i e_i k_i \quad (e = b - \hat b),
+    k_i = f\Big(y_n + h\sum_{j<i} a_{ij}k_j\Big), \qquad y_{n+1} = y_n + h\sum_i b_i k_i,
 
-and Shampine's quartic dense output :math:`y(t_n + \vartheta h) = y_n + h\sum_i k_i \sum_{q=1}^{4} p_{iq}\vartheta^q`
-(the coefficients scipy's RK45 uses) for output times and stop crossings.
+- ``dopri5``: Dormand & Prince 5(4) (HNW II.5, Table 5.2), 6 evaluations a step, error
+  :math:`\mathrm{err} = h\sum_i e_i k_i` with :math:`e = b - \hat b`, Shampine's quartic dense output
+  :math:`y(t_n + \vartheta h) = y_n + h\sum_i k_i \sum_{q=1}^{4} p_{iq}\vartheta^q` (scipy RK45's coefficients);
+- ``dop853``: Dormand & Prince 8(5,3) (HNW II.10, Hairer's DOP853; scipy's coefficients), 12 evaluations a step,
+  its 7th-order dense output (3 more evaluations, on the rows that need one) and Hairer's error estimate
+  :math:`\mathrm{err}_m = |h|\,E_5^2 / \sqrt{P\,(E_5^2 + 0.01\,E_3^2)}` with :math:`E_q^2 = \sum_i (h^{-1}
+  \mathrm{err}^{(q)}_i / sc_i)^2` from the embedded 5th- and 3rd-order estimates.
 
-**Error norm and acceptance, per member** :math:`m` (HNW II.4, eq. 4.11): with
-:math:`sc_i = \mathrm{atol} + \mathrm{rtol}\max(|y_{n,i}|, |y_{n+1,i}|)`,
+**Error norm and acceptance, per member** :math:`m` (HNW II.4, eqs. 4.10-4.11): with
+:math:`sc_i = \mathrm{atol} + \mathrm{rtol}\max(|y_{n,i}|, |y_{n+1,i}|)`, for ``dopri5``
 
 .. math::
 
@@ -32,18 +38,22 @@ and Shampine's quartic dense output :math:`y(t_n + \vartheta h) = y_n + h\sum_i 
 
 and member m's step is accepted iff :math:`\mathrm{err}_m \le 1`.
 
-**Step-size controller, per member**: the PI controller of Hairer's DOPRI5 code (HNW II.4, and Gustafsson's PI
-control, HNW II Sec. IV.2), safety :math:`s = 0.9`, :math:`\beta = 0.04`, factor limits 0.2 and 10,
+**Step-size controller, per member**, with the error estimator's order :math:`q` (4 for ``dopri5``, 7 for
+``dop853``), safety :math:`s = 0.9`, factor limits 0.2 and 10:
 
 .. math::
 
-    h_{\mathrm{new}} = h\,\min\!\Big(10, \max\!\big(0.2,\; s\,\mathrm{err}_n^{-(1/5 - 0.75\beta)}\,
+    h_{\mathrm{new}} = h\,\min\!\Big(10, \max\!\big(0.2,\; s\,\mathrm{err}_n^{-(1/(q+1) - 0.75\beta)}\,
     \mathrm{err}_{n-1}^{\beta}\big)\Big),
 
-where :math:`\mathrm{err}_{n-1}` is the member's last accepted error (floored at 1e-4); after a rejection the integral
-part alone is used (:math:`h\max(0.2, s\,\mathrm{err}_n^{-(1/5-0.75\beta)})`) and the next accepted step may not grow.
-The first step is HNW's starting-step algorithm (II.4, "Starting Step Size"), per member. A member stalls when its
-step falls below 10 ulp of its time (scipy's rule) or its evaluations exceed ``max_evaluations``.
+the PI controller of Hairer's DOPRI5 code with :math:`\beta = 0.04` for ``dopri5`` (PI control: Gustafsson, Lundh &
+Soderlind, BIT 28, 1988; HNW II.4) and the I controller (:math:`\beta = 0`, scipy's and DOP853's) for ``dop853``.
+:math:`\mathrm{err}_{n-1}` is the member's last accepted error (floored at 1e-4); after a rejection the integral part
+alone is used (:math:`h\max(0.2, s\,\mathrm{err}_n^{-1/(q+1) + 0.75\beta})`, never growing) and the next accepted step
+may not grow. The first step is HNW's starting-step algorithm (II.4, "Starting Step Size"), per member, as scipy's.
+With these choices ``dop853-members`` takes, member by member, exactly the steps of scipy's DOP853 on that member
+alone (same evaluation counts; states equal to rounding, measured <= 4e-15 relative). A member stalls when its step
+falls below 10 ulp of its time (scipy's rule) or its evaluations exceed ``max_evaluations``.
 """
 
 from __future__ import annotations
@@ -61,33 +71,132 @@ from ._problem import Measure, Problem, Snapshot, StopInfo, Trajectory
 from ._stop import Conditions, Event, Stop
 
 DT = torch.float64
-# Dormand-Prince 5(4) (HNW I, Table 5.2): nodes c, stage matrix a (rows 2..7; row 7 is b: FSAL), weights b,
-# error weights e = b - b_hat (7 stages) and Shampine's dense-output matrix p (7 x 4), as in scipy's RK45.
-_C = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0)
-_A: tuple[tuple[float, ...], ...] = (
-    (),
-    (1 / 5,),
-    (3 / 40, 9 / 40),
-    (44 / 45, -56 / 15, 32 / 9),
-    (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
-    (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
-)
-_B = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84)
-_E = (-71 / 57600, 0.0, 71 / 16695, -71 / 1920, 17253 / 339200, -22 / 525, 1 / 40)
-_P = (
-    (1.0, -8048581381 / 2820520608, 8663915743 / 2820520608, -12715105075 / 11282082432),
-    (0.0, 0.0, 0.0, 0.0),
-    (0.0, 131558114200 / 32700410799, -68118460800 / 10900136933, 87487479700 / 32700410799),
-    (0.0, -1754552775 / 470086768, 14199869525 / 1410260304, -10690763975 / 1880347072),
-    (0.0, 127303824393 / 49829197408, -318862633887 / 49829197408, 701980252875 / 199316789632),
-    (0.0, -282668133 / 205662961, 2019193451 / 616988883, -1453857185 / 822651844),
-    (0.0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423),
-)
-SAFETY, FAC_MIN, FAC_MAX, BETA = 0.9, 0.2, 10.0, 0.04  # HNW's DOPRI5 defaults (PI controller)
-_EXPO = 0.2 - 0.75 * BETA  # integral exponent of the PI controller: 1/(q+1) - 0.75 beta with q = 4
-ERR_FLOOR = 1e-4  # err_{n-1} floor (DOPRI5's facold start), so one tiny error cannot blow the next step up
 _ACTIVE, _DONE, _STOPPED, _STALLED, _DIVERGED = 0, 1, 2, 3, 4
 STATUS_NAMES = {_ACTIVE: "active", _DONE: "ok", _STOPPED: "ok", _STALLED: "stalled", _DIVERGED: "diverged"}
+SAFETY = 0.9
+ERR_FLOOR = 1e-4  # err_{n-1} floor (DOPRI5's facold start), so one tiny error cannot blow the next step up
+
+
+def _combine(ks: Sequence[Tensor], coeffs: Sequence[float]) -> Tensor:
+    """``sum_i c_i k_i`` over the nonzero coefficients, by plain multiply-then-add (no fused ops), so that a row's
+    rounding does not depend on its place in the batch."""
+    out: Tensor | None = None
+    for c, k in zip(coeffs, ks):
+        if c != 0.0:
+            out = k * c if out is None else out.add_(k * c)
+    assert out is not None
+    return out
+
+
+class _Interpolant:
+    """A step's dense output on the rows ``need`` of the active batch; :meth:`at` takes a sub-mask of ``need``."""
+
+    def __init__(self, need: Tensor, y0: Tensor, h: Tensor, coef: list[Tensor], kind: str) -> None:
+        self.pos = torch.cumsum(need.long(), 0) - 1
+        self.y0, self.h, self.coef, self.kind = y0, h, coef, kind
+
+    def at(self, sel: Tensor, theta: Tensor) -> Tensor:
+        r = self.pos[sel]
+        x = theta[:, None]
+        if self.kind == "dp5":  # y0 + h (Q0 x + Q1 x^2 + Q2 x^3 + Q3 x^4), powers by products (see _pow)
+            acc = self.coef[3][r] * x
+            for q in (2, 1, 0):
+                acc = (acc + self.coef[q][r]) * x
+            return self.y0[r] + self.h[r][:, None] * acc
+        y = torch.zeros_like(self.y0[r])  # DOP853: Hairer's nested form over F_6 .. F_0, as scipy's
+        for i, f in enumerate(reversed(self.coef)):
+            y = (y + f[r]) * (x if i % 2 == 0 else 1 - x)
+        return y + self.y0[r]
+
+
+class _Tableau:
+    """An embedded explicit Runge-Kutta pair with FSAL: stage matrix, weights, error estimate and dense output."""
+
+    name = ""
+    n_stages = 0  # stages per step (the FSAL stage f(y_{n+1}) is the next step's first)
+    a: tuple[tuple[float, ...], ...] = ()  # a[s]: coefficients of k_0..k_{s-1} in stage s (a[0] unused)
+    b: tuple[float, ...] = ()
+    error_order = 0  # q: the controller's exponent is 1/(q+1)
+    beta = 0.0  # PI part of the controller (0: the I controller)
+    fac_min, fac_max = 0.2, 10.0
+    extra_stages = 0  # field evaluations a dense output costs a member
+
+    def error(self, ks: Sequence[Tensor], h: Tensor, scale: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def interpolant(self, need: Tensor, ya: Tensor, y_new: Tensor, hs: Tensor, ks: Sequence[Tensor],
+                    field_rows: Callable[[Tensor, Tensor], Tensor]) -> _Interpolant:
+        raise NotImplementedError
+
+
+class _DP5(_Tableau):
+    """Dormand-Prince 5(4) (HNW I, Table 5.2) with Shampine's quartic dense output (the coefficients of scipy's RK45)."""
+
+    name, n_stages, error_order, beta = "dopri5", 6, 4, 0.04  # beta: Hairer's DOPRI5 PI controller
+    a = ((), (1 / 5,), (3 / 40, 9 / 40), (44 / 45, -56 / 15, 32 / 9),
+         (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
+         (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656))
+    b = (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84)
+    e = (-71 / 57600, 0.0, 71 / 16695, -71 / 1920, 17253 / 339200, -22 / 525, 1 / 40)  # b - b_hat, 7 stages
+    p = ((1.0, -8048581381 / 2820520608, 8663915743 / 2820520608, -12715105075 / 11282082432),
+         (0.0, 0.0, 0.0, 0.0),
+         (0.0, 131558114200 / 32700410799, -68118460800 / 10900136933, 87487479700 / 32700410799),
+         (0.0, -1754552775 / 470086768, 14199869525 / 1410260304, -10690763975 / 1880347072),
+         (0.0, 127303824393 / 49829197408, -318862633887 / 49829197408, 701980252875 / 199316789632),
+         (0.0, -282668133 / 205662961, 2019193451 / 616988883, -1453857185 / 822651844),
+         (0.0, 40617522 / 29380423, -110615467 / 29380423, 69997945 / 29380423))
+
+    def error(self, ks: Sequence[Tensor], h: Tensor, scale: Tensor) -> Tensor:
+        err = _combine(ks, self.e).mul_(h[:, None]).div_(scale)
+        return _rms(err)
+
+    def interpolant(self, need, ya, y_new, hs, ks, field_rows):
+        kn = [k[need] for k in ks]
+        coef = [_combine(kn, [row[q] for row in self.p]) for q in range(4)]
+        return _Interpolant(need, ya[need], hs[need], coef, "dp5")
+
+
+class _DOP853(_Tableau):
+    """Dormand-Prince 8(5,3) (HNW I, Sec. II.10; Hairer's DOP853) with its 7th-order dense output (3 extra stages).
+
+    The coefficients are scipy's (``scipy.integrate._ivp.dop853_coefficients``, the same numbers as Hairer's code),
+    so this is falab's scipy DOP853 route with the error norm and step control of each member its own."""
+
+    name, n_stages, error_order, beta, extra_stages = "dop853", 12, 7, 0.0, 3
+
+    def __init__(self) -> None:
+        from scipy.integrate._ivp import dop853_coefficients as dc
+
+        n = dc.N_STAGES
+        self.a = tuple(tuple(float(v) for v in dc.A[s, :s]) for s in range(n))
+        self.b = tuple(float(v) for v in dc.B)
+        self.e5 = tuple(float(v) for v in dc.E5)
+        self.e3 = tuple(float(v) for v in dc.E3)
+        self.a_extra = tuple(tuple(float(v) for v in dc.A[s, :s]) for s in range(n + 1, dc.N_STAGES_EXTENDED))
+        self.d = tuple(tuple(float(v) for v in row) for row in dc.D)
+
+    def error(self, ks: Sequence[Tensor], h: Tensor, scale: Tensor) -> Tensor:
+        """Hairer's DOP853 estimate: ``|h| e5^2 / sqrt(P (e5^2 + 0.01 e3^2))`` with the scaled 5th- and
+        3rd-order error sums ``e5^2``, ``e3^2`` (HNW I, II.10)."""
+        e5 = _combine(ks, self.e5).div_(scale)
+        e3 = _combine(ks, self.e3).div_(scale)
+        n5, n3 = (e5 * e5).sum(dim=1), (e3 * e3).sum(dim=1)
+        denom = n5 + 0.01 * n3
+        safe = torch.where(denom > 0, denom, torch.ones_like(denom))
+        return torch.where(denom > 0, h.abs() * n5 / torch.sqrt(safe * scale.shape[1]), torch.zeros_like(denom))
+
+    def interpolant(self, need, ya, y_new, hs, ks, field_rows):
+        kn = [k[need] for k in ks]
+        y0, y1, h = ya[need], y_new[need], hs[need][:, None]
+        for a in self.a_extra:  # the 3 extra stages, on the rows that need a dense output only
+            kn.append(field_rows(need, y0 + h * _combine(kn, a)))
+        dy = y1 - y0
+        coef = [dy, h * kn[0] - dy, 2 * dy - h * (kn[self.n_stages] + kn[0])]
+        coef += [h * _combine(kn, row) for row in self.d]
+        return _Interpolant(need, y0, hs[need], coef, "dop853")
+
+
+TABLEAUS: dict[str, Callable[[], _Tableau]] = {"dopri5-members": _DP5, "dop853-members": _DOP853}
 
 
 class _Members:
@@ -126,19 +235,6 @@ def _rms(v: Tensor) -> Tensor:
     return torch.sqrt((v * v).mean(dim=1))
 
 
-def _dense(y0: Tensor, h: Tensor, ks: Sequence[Tensor], theta: Tensor) -> Tensor:
-    """Shampine's quartic interpolant at ``t_n + theta h`` (one theta per row)."""
-    th = theta[:, None]
-    powers = [th, th * th]
-    powers += [powers[1] * th, powers[1] * powers[1]]  # by products, not pow (see _pow)
-    acc = torch.zeros_like(y0)
-    for i, k in enumerate(ks):
-        w = sum(_P[i][q] * powers[q] for q in range(4) if _P[i][q] != 0.0)
-        if isinstance(w, Tensor):
-            acc = acc + w * k
-    return y0 + h[:, None] * acc
-
-
 def _members_of(problem: Problem, params: Params) -> int | None:
     """K when the problem is an ensemble along one leading member axis (params, state and per-member data)."""
     lead = tuple(problem.loss_value(params).shape)
@@ -158,6 +254,7 @@ def simulate_members(
     params0: Params,
     ts: list[float],
     *,
+    method: str = "dop853-members",
     rtol: float,
     atol: float,
     max_evaluations: int,
@@ -168,13 +265,17 @@ def simulate_members(
     max_step: float,
     progress: Callable[[float], None] | None,
 ) -> Trajectory:
-    """The ``'dopri5-members'`` route of :func:`simulate_flow` (validated arguments, float64 problem and params).
+    """The ``'dop853-members'`` / ``'dopri5-members'`` routes of :func:`simulate_flow` (validated arguments, float64
+    problem and params).
 
     A single network is integrated as an ensemble of one. Terminal events and ``Stop(events=...)`` functions are
     called as ``g(t, params)`` with ``t`` a ``(K_active,)`` tensor of the members' own times and must return one
-    value per member. ``max_evaluations`` is per member (each attempted step costs a member 6 evaluations);
+    value per member. ``max_evaluations`` is per member (each attempted step costs a member 6 (dopri5) or 12 (dop853)
+    evaluations, a DOP853 dense output 3 more: ``info['member_nfev']``);
     ``info['nfev']`` counts batched evaluations of the field (one tensor program over the active rows each)."""
     from ._flow import vector_field  # the one field of every flow route: -update(constrain(theta))
+
+    tab = TABLEAUS[method]()
 
     single = not tuple(problem.loss_value(params0).shape)
     full_problem = problem
@@ -301,7 +402,7 @@ def simulate_members(
     nfev_m += 1
     d2 = _rms((f1 - f) / sc) / h0
     dmax = torch.maximum(d1, d2)
-    h1 = torch.where(dmax <= 1e-15, torch.clamp(h0 * 1e-3, min=1e-6), _pow(0.01 / dmax, 1 / 5))
+    h1 = torch.where(dmax <= 1e-15, torch.clamp(h0 * 1e-3, min=1e-6), _pow(0.01 / dmax, 1 / (tab.error_order + 1)))
     h = torch.minimum(torch.minimum(100 * h0, h1), torch.full_like(h0, max_step))
     err_old = torch.full((k,), ERR_FLOOR, dtype=DT)
     was_rejected = torch.zeros(k, dtype=torch.bool)
@@ -322,37 +423,28 @@ def simulate_members(
         if prev_a is not None and cond_prev is not None:
             cond_prev[:, idx.numpy()] = prev_a
 
+    expo = 1 / (tab.error_order + 1) - 0.75 * tab.beta  # the controller's integral exponent
     while ok and idx.numel() > 0:
         iterations += 1
         left = t_end - ta
         reaching = ha >= left
         hs = torch.minimum(ha, left)  # the step taken (the last one lands on t_end exactly)
         hc = hs[:, None]
-        # stages; plain multiply-then-add (no fused ops), so a row's rounding does not depend on its place in the batch
         ks = [fa]
-        for s in range(1, 6):
-            inc = ks[0] * _A[s][0]
-            for j in range(1, s):
-                inc.add_(ks[j] * _A[s][j])
-            ks.append(field(prob, ya + hc * inc))
-        inc = ks[0] * _B[0]
-        for i in (2, 3, 4, 5):
-            inc.add_(ks[i] * _B[i])
-        y_new = ya + hc * inc
+        for s in range(1, tab.n_stages):
+            ks.append(field(prob, ya + hc * _combine(ks, tab.a[s])))
+        y_new = ya + hc * _combine(ks, tab.b)
         ks.append(field(prob, y_new))  # FSAL: the next step's first stage
-        err_vec = ks[0] * _E[0]
-        for i in (2, 3, 4, 5, 6):
-            err_vec.add_(ks[i] * _E[i])
-        err_vec.mul_(hc)
-        err = _rms(err_vec.div_(torch.maximum(ya.abs(), y_new.abs()).mul_(rtol).add_(atol)))
+        err = tab.error(ks, hs, torch.maximum(ya.abs(), y_new.abs()).mul_(rtol).add_(atol))
         err = torch.nan_to_num(err, nan=np.inf, posinf=np.inf)  # a non-finite candidate is rejected
         accept = err <= 1.0
-        nfev_a += 6
+        nfev_a += tab.n_stages
         # --- step-size control, per member: PI on accepted steps (no growth right after a rejection), I on rejected
-        fac11 = _pow(err, _EXPO)
-        grow = torch.clamp(SAFETY / fac11 * _pow(eo, BETA), FAC_MIN, FAC_MAX)
+        fac11 = _pow(err, expo)
+        grow = SAFETY / fac11 if tab.beta == 0 else SAFETY / fac11 * _pow(eo, tab.beta)
+        grow = torch.clamp(grow, tab.fac_min, tab.fac_max)
         grow = torch.where(rej, torch.clamp(grow, max=1.0), grow)
-        shrink = torch.clamp(SAFETY / fac11, FAC_MIN, 1.0)
+        shrink = torch.clamp(SAFETY / fac11, tab.fac_min, 1.0)
         ha = torch.minimum(hs * torch.where(accept, grow, shrink), max_h)
         eo = torch.where(accept, torch.clamp(err, min=ERR_FLOOR), eo)
         rej = ~accept
@@ -360,35 +452,51 @@ def simulate_members(
         nrej_a += rej
         t_new = torch.where(reaching, torch.full_like(ta, t_end), ta + hs)
         t_reach = torch.where(accept, t_new, ta)  # how far each member's accepted piece reaches
-        # --- stop conditions on the accepted steps: crossings located on the dense output
-        stopped_local = torch.zeros(idx.numel(), dtype=torch.bool)
+        # --- stop conditions at the accepted steps' ends
+        hit = None
+        now = None
         if prev_a is not None and conds is not None and bool(accept.any()):
-            acc_np = accept.numpy()
             now = cond_values(prob, t_reach, torch.where(accept[:, None], y_new, ya),
-                              torch.where(accept[:, None], ks[6], fa))
-            hit = conds.met(prev_a, now) & acc_np[None, :]
-            if hit.any():
-                def g_at(sel: Tensor, th: Tensor, idx=idx, ta=ta, hs=hs, ya=ya, ks=ks) -> np.ndarray:
-                    """The conditions of the members ``sel`` at ``t_n + th h`` on their dense output."""
-                    return cond_values(mem.rows(idx[sel]), ta[sel] + th * hs[sel],
-                                       _dense(ya[sel], hs[sel], [k_[sel] for k_ in ks], th))
+                              torch.where(accept[:, None], ks[-1], fa))
+            hit = conds.met(prev_a, now) & accept.numpy()[None, :]
+            if not hit.any():
+                hit = None
+        # --- the dense output of the members that pass an output time or cross a stop in this step
+        need = accept & (nxt_a < n_out) & (ts_t[nxt_a.clamp(max=n_out - 1)] <= t_new)
+        if hit is not None:
+            need = need | torch.from_numpy(hit.any(0))
+        interp = None
+        if bool(need.any()):
+            def field_rows(sel: Tensor, y_sel: Tensor, idx=idx) -> Tensor:
+                return field(mem.rows(idx[sel]), y_sel)
 
-                tc, label = _locate(conds, hit, prev_a, now, g_at, ta, hs)
-                hit_m = torch.from_numpy(np.nonzero(hit.any(0))[0])
-                stopped_local[hit_m] = True
-                t_reach[hit_m] = tc[hit_m]
-                stop_members(idx[hit_m], tc[hit_m], [label[m] for m in hit_m.tolist()])
-            prev_a = np.where(acc_np[None, :], now, prev_a)
+            interp = tab.interpolant(need, ya, y_new, hs, ks, field_rows)
+            nfev_a += need.long() * tab.extra_stages
+        stopped_local = torch.zeros(idx.numel(), dtype=torch.bool)
+        if hit is not None:
+            assert interp is not None and now is not None and prev_a is not None
+
+            def g_at(sel: Tensor, th: Tensor, idx=idx, ta=ta, hs=hs, interp=interp) -> np.ndarray:
+                """The conditions of the members ``sel`` at ``t_n + th h`` on their dense output."""
+                return cond_values(mem.rows(idx[sel]), ta[sel] + th * hs[sel], interp.at(sel, th))
+
+            tc, label = _locate(hit, prev_a, now, g_at, ta, hs)
+            hit_m = torch.from_numpy(np.nonzero(hit.any(0))[0])
+            stopped_local[hit_m] = True
+            t_reach[hit_m] = tc[hit_m]
+            stop_members(idx[hit_m], tc[hit_m], [label[m] for m in hit_m.tolist()])
+        if now is not None and prev_a is not None:
+            prev_a = np.where(accept.numpy()[None, :], now, prev_a)
         # --- output times passed by the accepted pieces, from the dense output (the step's end taken exactly)
         wrote = False
-        while True:
+        while interp is not None:
             due = accept & (nxt_a < n_out) & (ts_t[nxt_a.clamp(max=n_out - 1)] <= t_reach)
             if not bool(due.any()):
                 break
             for j in torch.unique(nxt_a[due]).tolist():
                 sel = due & (nxt_a == j)
                 tj = ts[j]
-                vals = _dense(ya[sel], hs[sel], [k_[sel] for k_ in ks], (tj - ta[sel]) / hs[sel])
+                vals = interp.at(sel, (tj - ta[sel]) / hs[sel])
                 exact = (t_new[sel] == tj) & ~stopped_local[sel]
                 write(j, idx[sel], torch.where(exact[:, None], y_new[sel], vals))
             nxt_a += due
@@ -396,10 +504,11 @@ def simulate_members(
         # --- commit the accepted steps; stopped members freeze at their located state
         nonfinite = ~torch.isfinite(y_new).all(dim=1)
         if bool(stopped_local.any()):
+            assert interp is not None
             sl = stopped_local
-            y_new[sl] = _dense(ya[sl], hs[sl], [k_[sl] for k_ in ks], (t_reach[sl] - ta[sl]) / hs[sl])
+            y_new[sl] = interp.at(sl, (t_reach[sl] - ta[sl]) / hs[sl])
         ya = torch.where(accept[:, None], y_new, ya)
-        fa = torch.where(accept[:, None], ks[6], fa)
+        fa = torch.where(accept[:, None], ks[-1], fa)
         ta = torch.where(accept, t_reach, ta)
         done = accept & reaching & ~stopped_local
         # --- stalls: a step below 10 ulp of the member's time, or the member's evaluation budget spent
@@ -444,8 +553,9 @@ def simulate_members(
     if stops and bool((status == _STOPPED).all()):
         traj.stop = stops[-1]
     traj.info.update(
-        nfev=counter["nfev"], solver="dopri5-members", rtol=rtol, atol=atol, step_size=None,
-        integrator="Dormand-Prince 5(4), per-member error norm and PI step control (batched torch)",
+        nfev=counter["nfev"], solver=method, rtol=rtol, atol=atol, step_size=None,
+        integrator=("DOP853 (Dormand-Prince 8(5,3)), per-member error norm and I step control" if tab.name == "dop853"
+                    else "Dormand-Prince 5(4), per-member error norm and PI step control") + " (batched torch)",
         iterations=iterations, member_steps=n_acc.tolist(), member_rejected=n_rej.tolist(),
         member_nfev=nfev_m.tolist(), member_time=t.tolist(),
         member_status=[STATUS_NAMES[int(s)] for s in status])
@@ -461,7 +571,7 @@ def _single_event(fn: Callable) -> Callable:
     return wrapped
 
 
-def _locate(conds: Conditions, hit: np.ndarray, prev: np.ndarray, now: np.ndarray,
+def _locate(hit: np.ndarray, prev: np.ndarray, now: np.ndarray,
             g: Callable[[Tensor, Tensor], np.ndarray], ta: Tensor, ha: Tensor) -> tuple[Tensor, list[int]]:
     """The earliest crossing time in the step of every member with a hit, by the Illinois method on the dense output
     (vectorised over members, one loop per condition); returns per-member times (inf elsewhere) and the condition."""

@@ -22,7 +22,7 @@ from ._problem import Measure, Problem, Snapshot, StopInfo, Trajectory
 from ._stop import Conditions, Event, EventFn, Stop
 
 METHODS = ("DOP853", "RK45", "Radau", "LSODA", "BDF", "RK23")
-ROUTES = ("events", "auto", "dopri5-members")  # falab's own routes (see simulate_flow's ``method``)
+ROUTES = ("events", "auto", "dop853-members", "dopri5-members")  # falab's own routes (see simulate_flow's ``method``)
 CHUNK_MEMBERS = 128  # default member chunk of an ensemble flow (measured fastest, see simulate_flow)
 
 
@@ -90,12 +90,12 @@ def simulate_flow(
             :mod:`falab.dynamics._piecewise`); ``'auto'``: ``'events'`` for piecewise-linear activations, else the
             stiffness check of :mod:`falab.dynamics._jacobian` (:math:`\rho(J(\theta_0))\,T > 10^4`: LSODA with the
             Jacobian, else DOP853; the measured spectral radius and the choice are in ``info['auto']``); or ``'rk4'``, torchdiffeq's fixed-step RK4 with ``step_size`` (first
-            order at ReLU kinks); or ``'dopri5-members'``, per-member error control for ensembles: a batched
-            Dormand-Prince 5(4) in torch where every member has its own step size, error norm, acceptance and PI
-            controller, and members that reached ``t_end`` or their stop leave the active set (see
-            :mod:`falab.dynamics._batched`; ``info['member_steps']``, ``['member_status']`` per member; no
-            non-terminal ``events``, no chunking; smooth fields: at ReLU kinks its steps shrink as any adaptive
-            solver's). Default (None): ``'events'`` for piecewise-linear activations, else ``DOP853``.
+            order at ReLU kinks); or ``'dop853-members'`` / ``'dopri5-members'``, per-member error control for
+            ensembles: DOP853 or Dormand-Prince 5(4) batched in torch, every member with its own step size, error
+            norm, acceptance and step-size controller, members that reached ``t_end`` or their stop leaving the
+            active set (see :mod:`falab.dynamics._batched`; ``info['member_steps']``, ``['member_status']`` per
+            member; no non-terminal ``events``, no chunking; smooth fields: at ReLU kinks its steps shrink as any
+            adaptive solver's). Default (None): ``'events'`` for piecewise-linear activations, else ``DOP853``.
         max_evaluations: budget of vector-field evaluations; when exhausted the run stops with
             ``status = 'stalled'`` and keeps what it recorded.
         measures: name -> function of a :class:`Snapshot`, evaluated at every output time.
@@ -159,13 +159,13 @@ def simulate_flow(
     # the solver state is float64, so data and feedback must be too (float32 ones crashed in the first matmul)
     problem = dataclasses.replace(problem, x=problem.x.to(torch.float64), y=problem.y.to(torch.float64),
                                   state={k: v.to(torch.float64) for k, v in problem.state.items()})
-    if method == "dopri5-members":  # per-member error control (issue 17 item 3): one batched torch solver
+    if method.endswith("-members"):  # per-member error control (issue 17 item 3): one batched torch solver
         if events:
-            raise invalid("flow.events", f"{len(events)} non-terminal event(s)", "terminal events only with method "
-                          "'dopri5-members' (members run on their own clocks; use Stop(events=...))", quote=False)
+            raise invalid("flow.events", f"{len(events)} non-terminal event(s)", f"terminal events only with method "
+                          f"{method!r} (members run on their own clocks; use Stop(events=...))", quote=False)
         from ._batched import simulate_members
 
-        return simulate_members(problem, params0, ts, rtol=rtol, atol=atol, max_evaluations=max_evaluations,
+        return simulate_members(problem, params0, ts, method=method, rtol=rtol, atol=atol, max_evaluations=max_evaluations,
                                 measures=measures, keep_params=keep_params, stop=stop, terminal=terminal,
                                 max_step=max_step, progress=progress)
     n_chunks = _chunk_count(problem, params0, chunk_members, ts, keep_params) \
