@@ -90,8 +90,9 @@ def bench_stiff(quick: bool, echo: Callable[[str], None]) -> dict[str, float]:
 def bench_ensemble(quick: bool, echo: Callable[[str], None]) -> dict[str, float]:
     """K small FA flows (MLP 3-4-2 tanh, t = 1, rtol 1e-10): per-member control (``method='dop853-members'`` and
     ``'dopri5-members'``: each member its own steps, one batched torch program) against the lockstep route (DOP853 on
-    the stacked state in chunks of 128) and one member alone; diffrax reported if installed. Agreement: the largest
-    relative difference ``||theta_a - theta_b|| / ||theta_b||`` of a member's final parameters between two routes."""
+    the stacked state in chunks of 128) and one member alone, then the same ensemble with members of different time
+    scales (lockstep vs dop853-members); diffrax reported if installed. Agreement: the largest relative difference
+    ``||theta_a - theta_b|| / ||theta_b||`` of a member's final parameters between two routes."""
     from ..dynamics import Problem, simulate_flow
     from ..functional import SquaredLoss
     from ..models import MLP, member
@@ -125,7 +126,7 @@ def bench_ensemble(quick: bool, echo: Callable[[str], None]) -> dict[str, float]
                               {n: v[None] for n, v in alone.final.items()})[0])
         same_alone = all(torch.equal(per.final[n][0], alone_per.final[n]) for n in p0)
         steps = per.info["member_steps"]
-        echo(f"  per-member {method}: {t_per:.2f} s ({t_all / t_per:.1f}x faster than lockstep; members took "
+        echo(f"  per-member {method}: {t_per:.2f} s (lockstep / per-member {t_all / t_per:.1f}; members took "
              f"{min(steps)}..{max(steps)} steps, {per.info['nfev']} batched evaluations), one member "
              f"{t_one_per:.3f} s; agrees with lockstep to {agree:.1e}, member 0 with DOP853 alone to "
              f"{agree_one:.1e}, member 0 {'bit-identical' if same_alone else 'NOT bit-identical'} to itself alone")
@@ -134,6 +135,20 @@ def bench_ensemble(quick: bool, echo: Callable[[str], None]) -> dict[str, float]
                     f"flow_ensemble_{key}_vs_alone": agree_one, f"flow_ensemble_{key}_alone_identical": float(same_alone),
                     f"flow_ensemble_{key}_steps_min": float(min(steps)),
                     f"flow_ensemble_{key}_steps_max": float(max(steps)), f"flow_ensemble_{key}_nfev": float(per.info["nfev"])})
+    # members of different time scales (inputs scaled log-uniformly in [1/4, 4], so fields by 1/16 .. 16): the
+    # case lockstep is worst at, as the fastest member of each chunk sets everyone's step
+    scale = 4.0 ** (2 * torch.rand(k, generator=g, dtype=torch.float64) - 1)
+    het = Problem(model, rule, SquaredLoss("mean"), x * scale[:, None, None], y, state)
+    lock_h, t_lock_h = _timed(lambda: simulate_flow(het, p0, [0.0, 1.0]))
+    per_h, t_per_h = _timed(lambda: simulate_flow(het, p0, [0.0, 1.0], method="dop853-members"))
+    agree_h = float(rel(per_h.final, lock_h.final).max())
+    steps_h = per_h.info["member_steps"]
+    echo(f"  time scales 1/16..16: lockstep {t_lock_h:.2f} s, dop853-members {t_per_h:.2f} s "
+         f"(lockstep / per-member {t_lock_h / t_per_h:.1f}; members took {min(steps_h)}..{max(steps_h)} steps); agree to {agree_h:.1e}")
+    out.update({"flow_ensemble_scales_lockstep_s": t_lock_h, "flow_ensemble_scales_members_s": t_per_h,
+                "flow_ensemble_scales_speedup": t_lock_h / t_per_h, "flow_ensemble_scales_vs_lockstep": agree_h,
+                "flow_ensemble_scales_steps_min": float(min(steps_h)),
+                "flow_ensemble_scales_steps_max": float(max(steps_h))})
     has_diffrax = importlib.util.find_spec("diffrax") is not None
     echo("  diffrax " + ("installed (not measured here)" if has_diffrax else "not installed"))
     return out

@@ -289,7 +289,7 @@ def simulate_members(
                                                      for e in stop.events if isinstance(e, Event)])
     k = _members_of(problem, params0)
     if k is None:
-        raise invalid("flow.method", "dopri5-members", "an ensemble with one leading member axis shared by the "
+        raise invalid("flow.method", method, "an ensemble with one leading member axis shared by the "
                       "parameters, the rule state and per-member data (or a single network)")
     params0 = problem.constrain(params0)
     mem = _Members(problem, params0, k)
