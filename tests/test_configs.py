@@ -100,7 +100,8 @@ RUN_CHECKS: dict[str, Callable[[RunResult], None]] = {
     "mlp_dfa_euler": mlp_dfa_euler,
     "matrix_sensing_gd_euler": matrix_sensing_gd_euler,
 }
-OTHER_COMMANDS = {"laws_atlas": "laws", "nn_digits": "train", "nn_mnist1d": "train", "nn_sequence": "train"}
+OTHER_COMMANDS = {"laws_atlas": "laws", "nn_digits": "train", "nn_mnist1d": "train", "nn_mnist1d_ref256": "train",
+                  "nn_sequence": "train"}
 
 
 def test_every_config_file_is_checked() -> None:

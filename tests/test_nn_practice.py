@@ -12,11 +12,20 @@ import pytest
 import torch
 
 from falab.experiments._registry import RunContext
-from falab.experiments.nn_practice import _configs
+from falab.experiments.nn_practice import _baseline_rows, _configs
 from falab.instruments._stats import bootstrap_interval
-from falab.nn._baselines import PUBLISHED
+from falab.nn._baselines import PUBLISHED, REFERENCE_TRAINER
 from falab.nn._data import PYSTDLIB_FILES, PYSTDLIB_VOCAB, load_split, pystdlib_source
-from falab.nn._train import RefCNN, RefMLP, build_model, choose, load_config, summarise, train_from_config
+from falab.nn._train import (
+    RefCNN,
+    RefMLP,
+    RefMLP256,
+    build_model,
+    choose,
+    load_config,
+    summarise,
+    train_from_config,
+)
 
 TINY = {"steps": 4, "eval_every": 2, "batch_size": 16, "select": "final", "refit": True, "rules": ["bp", "dfa"],
         "seeds": [0, 1], "tune": {"lr": [1e-3, 1e-2], "seeds": [7]},
@@ -24,15 +33,17 @@ TINY = {"steps": 4, "eval_every": 2, "batch_size": 16, "select": "final", "refit
 
 
 def test_reference_models_have_the_published_architectures():
-    """MNIST-1D's notebooks print 15,210 parameters for MLPBase and 5,210 for ConvBase (40 inputs, 10 classes)."""
+    """MNIST-1D's notebooks print 15,210 parameters for MLPBase and 5,210 for ConvBase (40 inputs, 10 classes);
+    MLPBase at get_model_args' hidden_size 256 has 40*256+256 + 256*256+256 + 256*10+10 = 78,858."""
     assert sum(p.numel() for p in RefMLP(40, 10).parameters()) == 15210
+    assert sum(p.numel() for p in RefMLP256(40, 10).parameters()) == 78858
     cnn = RefCNN(40, 10)
     assert sum(p.numel() for p in cnn.parameters()) == 5210
     assert cnn(torch.randn(3, 40)).shape == (3, 10)
 
 
 @pytest.mark.parametrize("dataset,models", [("digits", ["mlp", "cnn"]),
-                                            ("mnist1d", ["mlp_ref", "cnn_ref", "transformer"]),
+                                            ("mnist1d", ["mlp_ref", "mlp_ref256", "cnn_ref", "transformer"]),
                                             ("pystdlib", ["transformer"])])
 def test_each_benchmark_model_trains_under_the_protocol_and_writes_table_and_figure(tmp_path, dataset, models):
     res = train_from_config({**TINY, "datasets": [dataset], "models": models}, tmp_path)
@@ -115,27 +126,47 @@ def test_pystdlib_split_is_fixed_disjoint_and_recorded():
 
 def test_full_protocol_declares_grids_seeds_and_one_budget_per_benchmark(tmp_path):
     cfgs = _configs(RunContext(quick=False, out_dir=tmp_path, seeds=(0, 1, 2)))
-    assert [c["name"] for c in cfgs] == ["nn_digits", "nn_mnist1d", "nn_sequence"]
+    assert [c["name"] for c in cfgs] == ["nn_digits", "nn_mnist1d", "nn_mnist1d_printed", "nn_sequence"]
     for c in cfgs:
         cfg = load_config(c)
-        assert len(cfg.seeds) >= 5 and cfg.tune is not None and len(cfg.tune.lr) >= 2
-        assert cfg.select == "final" and cfg.refit
-    mn = load_config(cfgs[1])
+        assert len(cfg.seeds) >= 5 and cfg.select == "final" and cfg.refit
+        if c["name"] != "nn_mnist1d_printed":  # every rule comparison tunes per rule
+            assert cfg.tune is not None and len(cfg.tune.lr) >= 2
+    mn, printed = load_config(cfgs[1]), load_config(cfgs[2])
     assert (mn.steps, mn.batch_size, mn.optimizer.name) == (8000, 100, "adam") and 1e-2 in mn.tune.lr
+    # the rules are compared on the MLP whose BP meets the published 68 %; the printed MLP is a BP baseline row at
+    # the reference budget and learning rate
+    assert mn.models == ["mlp_ref256", "cnn_ref"] and all(m in PUBLISHED for m in [("mnist1d", k) for k in mn.models])
+    assert (printed.models, printed.rules, printed.tune) == (["mlp_ref"], ["bp"], None)
+    assert (printed.steps, printed.batch_size, printed.optimizer.lr) == (8000, 100, 1e-2)
     quick = _configs(RunContext(quick=True, out_dir=tmp_path, seeds=(0, 1, 2)))
     assert len(quick) == 1 and quick[0]["epochs"] == 5
 
 
+def test_baseline_rows_put_each_mnist1d_mlp_beside_its_own_reference():
+    """mlp_ref256 and cnn_ref are checked against the published 68 / 94 %; the printed 100-wide mlp_ref against the
+    dataset's own trainer measured on it (64.82 %), so a 65 % BP is "within 2 points" of its reference there and a
+    rule comparison on mlp_ref256 needs BP within 2 points of 68 %."""
+    def row(model, acc):
+        return {"dataset": "mnist1d", "model": model, "rule": "bp", "test_acc_mean": acc, "test_acc_low": acc - 1,
+                "test_acc_high": acc + 1}
+
+    lines, numbers = _baseline_rows([row("mlp_ref", 65.3), row("mlp_ref256", 65.3), row("cnn_ref", 92.5)], {})
+    assert numbers["reference_acc_mnist1d_mlp_ref"] == REFERENCE_TRAINER[("mnist1d", "mlp_ref")][0] == 64.82
+    assert numbers["reference_acc_mnist1d_mlp_ref256"] == 68.0 and numbers["reference_acc_mnist1d_cnn_ref"] == 94.0
+    assert numbers["bp_minus_reference_mnist1d_mlp_ref256"] == pytest.approx(-2.7)
+    verdicts = {ln.split(" | ")[1]: ln.rstrip(" |").rsplit(" | ", 1)[-1] for ln in lines[2:]}
+    assert verdicts == {"mlp_ref": "yes", "mlp_ref256": "NO", "cnn_ref": "yes"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("model", [
-    pytest.param("mlp_ref", marks=pytest.mark.xfail(strict=True, reason=(
-        "measured 65.2 % (seeds 0-2; 65.4 % [64.7, 66.1] over seeds 0-4), 2.6-2.8 points below the published 68 %: "
-        "the dataset's own notebook (mnist1d-classification.ipynb, the same MLPBase and train.py) prints 65.1-66.0 %"))),
-    "cnn_ref",
-])
+@pytest.mark.parametrize("model", ["mlp_ref256", "cnn_ref"])
 def test_bp_on_mnist1d_within_two_points_of_the_published_accuracies(tmp_path, model):
-    """The reference models at the reference budget (Adam 1e-2, batch 100, 8000 steps, final weights, 4000 training
-    examples, the 1000 test examples), 3 seeds: BP's mean within 2 points of 68 % (MLP) and 94 % (CNN)."""
+    """The models the rules are compared on, at the reference budget (Adam 1e-2, batch 100, 8000 steps, final
+    weights, 4000 training examples, the 1000 test examples), 3 seeds: BP's mean within 2 points of 68 % (the
+    256-wide reference MLP; measured 69.17 %: 69.3, 70.5, 67.7) and 94 % (CNN; 92.50 % [92.22, 92.88] over 5
+    seeds). The printed 100-wide MLP is not held to 68 %: the dataset's own trainer gives 64.82 % on it, and falab's
+    protocol agrees with that trainer (tests/test_nn_mnist1d_reference.py)."""
     res = train_from_config({"datasets": ["mnist1d"], "models": [model], "rules": ["bp"],
                              "seeds": [0, 1, 2], "steps": 8000, "eval_every": 4000, "batch_size": 100,
                              "select": "final", "refit": True, "optimizer": {"name": "adam", "lr": 1e-2},

@@ -4,8 +4,11 @@ Quick mode: digits, MLP, every rule, the reproduce seeds, 5 epochs, one shared l
 logistic-regression baseline measured in the same run. Full mode, the protocol of a fair comparison (issue 18):
 
 * baselines first: MNIST-1D's reference MLP and CNN at the reference budget (Adam, batch 100, 8000 steps), BP
-  compared with the published 68 % / 94 % (``falab.nn._baselines``); digits' MLP and CNN with BP beside logistic
-  regression on the same split;
+  compared with the published 68 % / 94 % (``falab.nn._baselines``); the MLP compared is ``mlp_ref256`` (``MLPBase``
+  at ``get_model_args``' hidden width 256, with which the dataset's own trainer reaches 67.5 %), while the 100-wide
+  MLP the notebooks print (``mlp_ref``) is trained with BP at the reference learning rate and reported beside the
+  dataset's own trainer measured on it (64.82 %); digits' MLP and CNN with BP beside logistic regression on the same
+  split;
 * per rule, the learning rate chosen on the validation split from a declared grid (tuning seed 1000, training split
   only), then at least 5 evaluation seeds trained on training + validation data with the same budget for every rule,
   the test split read once per run (final weights);
@@ -22,7 +25,13 @@ import shutil
 import time
 from typing import Any
 
-from ..nn._baselines import PUBLISHED, PUBLISHED_SOURCE, logistic_regression_accuracy
+from ..nn._baselines import (
+    PUBLISHED,
+    PUBLISHED_SOURCE,
+    REFERENCE_TRAINER,
+    REFERENCE_TRAINER_SOURCE,
+    logistic_regression_accuracy,
+)
 from ..nn._data import load_split, pystdlib_source
 from ..nn._train import train_from_config
 from ._registry import Experiment, Measured, RunContext, register
@@ -48,13 +57,16 @@ def _configs(ctx: RunContext) -> list[dict[str, Any]]:
                  "batch_size": 32}]
     seeds = _full_seeds(ctx)
     protocol = {"select": "final", "refit": True, "seeds": seeds}
+    reference_budget = {"datasets": ["mnist1d"], "steps": 8000, "eval_every": 1000, "batch_size": 100,
+                        "optimizer": {"name": "adam", "lr": 1e-2}, "split": {"val_fraction": 0.2, "standardize": False}}
     return [
         {"name": "nn_digits", "datasets": ["digits"], "models": ["mlp", "cnn"], "epochs": 30, "batch_size": 32,
          "tune": {"lr": GRIDS["digits"], "seeds": [1000]}, **protocol},
-        {"name": "nn_mnist1d", "datasets": ["mnist1d"], "models": ["mlp_ref", "cnn_ref"], "steps": 8000,
-         "eval_every": 1000, "batch_size": 100, "optimizer": {"name": "adam", "lr": 1e-2},
-         "split": {"val_fraction": 0.2, "standardize": False}, "tune": {"lr": GRIDS["mnist1d"], "seeds": [1000]},
-         **protocol},
+        # the rule comparison: the MLP whose BP meets the published 68 % (see falab.nn._baselines) and the CNN
+        {"name": "nn_mnist1d", "models": ["mlp_ref256", "cnn_ref"], **reference_budget,
+         "tune": {"lr": GRIDS["mnist1d"], "seeds": [1000]}, **protocol},
+        # the MLP as the notebooks print it, BP only at the reference learning rate: a baseline row, not a comparison
+        {"name": "nn_mnist1d_printed", "models": ["mlp_ref"], "rules": ["bp"], **reference_budget, **protocol},
         {"name": "nn_sequence", "datasets": ["mnist1d", "pystdlib"], "models": ["transformer"], "rules": SEQUENCE_RULES,
          "steps": 2000, "eval_every": 250, "batch_size": 64, "split": {"val_fraction": 0.2, "standardize": False},
          "transformer": {"d_model": 32, "heads": 4, "layers": 2, "ff": 64},
@@ -65,7 +77,8 @@ def _configs(ctx: RunContext) -> list[dict[str, Any]]:
 def _budget(cfg: dict[str, Any]) -> str:
     b = f"{cfg['steps']} steps" if "steps" in cfg else f"{cfg['epochs']} epochs"
     grid = cfg.get("tune", {}).get("lr")
-    tune = f", lr grid {grid} chosen on validation per rule" if grid else ", lr 1e-3 for every rule"
+    lr = cfg.get("optimizer", {}).get("lr", 1e-3)  # TrainConfig's default Adam rate
+    tune = f", lr grid {grid} chosen on validation per rule" if grid else f", lr {lr:g} for every rule"
     return f"{b}, batch {cfg['batch_size']}, {len(cfg['seeds'])} seed(s){tune}"
 
 
@@ -79,6 +92,11 @@ def _baseline_rows(summary: list[dict[str, Any]], lr_digits: dict[bool, float]) 
         key = (row["dataset"], row["model"])
         if key in PUBLISHED:
             ref, label = PUBLISHED[key], "published (Greydanus 2020)"
+            if key in REFERENCE_TRAINER:
+                label += f"; the dataset's own trainer {REFERENCE_TRAINER[key][0]:.2f} %"
+        elif key in REFERENCE_TRAINER:
+            ref, lo, hi = REFERENCE_TRAINER[key]
+            label = f"the dataset's own trainer, measured [{lo:.2f}, {hi:.2f}] (printed architecture)"
         elif row["dataset"] == "digits":
             if bool(row.get("refit")) not in lr_digits:
                 continue
@@ -86,10 +104,11 @@ def _baseline_rows(summary: list[dict[str, Any]], lr_digits: dict[bool, float]) 
         else:
             continue
         diff = row["test_acc_mean"] - ref
-        ok = math.isfinite(diff) and abs(diff) <= BP_TOLERANCE if key in PUBLISHED else math.isfinite(diff)
+        against_network = key in PUBLISHED or key in REFERENCE_TRAINER
+        ok = math.isfinite(diff) and abs(diff) <= BP_TOLERANCE
         numbers[f"bp_minus_reference_{key[0]}_{key[1]}"] = diff
         numbers[f"reference_acc_{key[0]}_{key[1]}"] = ref
-        verdict = ("yes" if ok else "NO") if key in PUBLISHED else "–"
+        verdict = ("yes" if ok else "NO") if against_network else "–"
         lines.append(f"| {key[0]} | {key[1]} | {row['test_acc_mean']:.2f} [{row['test_acc_low']:.2f}, "
                      f"{row['test_acc_high']:.2f}] | {label} | {ref:.2f} | {diff:+.2f} | {verdict} |")
     return lines, numbers
@@ -174,7 +193,8 @@ def run(ctx: RunContext) -> Measured:
                       "grid (tuning seed 1000, training split only); the evaluation seeds train on training + "
                       "validation data with the budget shared by every rule and read the test split once, at the end. "
                       "Intervals: 95 % percentile bootstrap of the mean over seeds; Δ vs BP: paired per seed.")
-        + "\n\n**Baselines** (" + PUBLISHED_SOURCE + "; digits: logistic regression measured in this run, "
+        + "\n\n**Baselines** (" + PUBLISHED_SOURCE + "; " + REFERENCE_TRAINER_SOURCE
+        + "; digits: logistic regression measured in this run, "
         f"{lr_digits[not ctx.quick]:.2f} %):\n\n" + "\n".join(base_lines) + "\n\n"
         + "\n\n".join(tables)
         + ("\n\n**Learning rate per rule** (validation):\n\n" + "\n\n".join(tuning_tables) if tuning_tables else "")

@@ -119,7 +119,8 @@ class TransformerConfig(BaseModel):
 
 
 DatasetName = Literal["digits", "mnist1d", "pystdlib"]
-ModelName = Literal["mlp", "cnn", "mlp_ref", "cnn_ref", "transformer"]
+ModelName = Literal["mlp", "cnn", "mlp_ref", "mlp_ref256", "cnn_ref", "transformer"]
+MNIST1D_REFERENCE_MODELS = ("mlp_ref", "mlp_ref256", "cnn_ref")
 # typed tuples: a lambda returning a list literal is inferred as list[str], which the Literal fields reject
 _DEFAULT_DATASETS: tuple[DatasetName, ...] = ("digits",)
 _DEFAULT_MODELS: tuple[ModelName, ...] = ("mlp", "cnn")
@@ -161,7 +162,7 @@ class TrainConfig(BaseModel):
             raise config_rule_error("tune.momentum", f"no momentum grid for optimizer {self.optimizer.name!r} (it is "
                                     "used by 'sgd' only)", self.tune.momentum)
         for m in self.models:
-            if m in ("mlp_ref", "cnn_ref") and any(d != "mnist1d" for d in self.datasets):
+            if m in MNIST1D_REFERENCE_MODELS and any(d != "mnist1d" for d in self.datasets):
                 raise config_rule_error("models", f"{m!r} with datasets [mnist1d] only (the MNIST-1D reference "
                                         "models)", m)
         if "pystdlib" in self.datasets and any(m != "transformer" for m in self.models):
@@ -209,8 +210,9 @@ def estimate_memory(cfg: TrainConfig) -> tuple[float, str]:
     cnn = 16 * 9 + 16 * 32 * 9 + 32 * 10 * h + h * k  # MNIST-1D CNN flattens 32 x 10 features
     t = cfg.transformer
     tf = t.layers * (4 * t.d_model ** 2 + 2 * t.d_model * t.ff) + 2 * 97 * t.d_model
+    ref256 = 40 * 256 + 256 * 256 + 256 * 10 + 2 * 256 + 10  # RefMLP256: 78,858
     n_params = max(mlp if "mlp" in cfg.models else 0, cnn if "cnn" in cfg.models else 0,
-                   tf if "transformer" in cfg.models else 0, 20_000)
+                   tf if "transformer" in cfg.models else 0, ref256 if "mlp_ref256" in cfg.models else 0, 20_000)
     activations = 5000 * (3 * h + 32 * 40) * itemsize * 3
     if "transformer" in cfg.models:  # an evaluation chunk of 1024 sequences of <= 64 tokens, attention included
         activations += 1024 * 64 * (t.layers * (6 * t.d_model + t.ff) + t.heads * 64 + 97) * itemsize
@@ -229,8 +231,9 @@ def check_train_size(cfg: TrainConfig, *, allow_large: bool = False) -> None:
 
 
 class RefMLP(nn.Module):
-    """MNIST-1D's reference MLP (Greydanus 2020, ``notebooks/models.py`` ``MLPBase``): ``h1 = relu(x W1^T)``,
-    ``h2 = h1 + relu(h1 W2^T)`` (a residual block), logits ``h2 W3^T``; hidden width 100."""
+    """MNIST-1D's reference MLP (Greydanus 2020, ``notebooks/models.py`` ``MLPBase``): ``h1 = relu(W1 x + b1)``,
+    ``h2 = h1 + relu(W2 h1 + b2)`` (a residual block), logits ``W3 h2 + b3``; hidden width 100 by default, the
+    architecture the notebooks build and print (``MLPBase(40, 10)``, 15,210 parameters; model ``mlp_ref``)."""
 
     def __init__(self, d: int, k: int, hidden: int = 100) -> None:
         super().__init__()
@@ -240,6 +243,21 @@ class RefMLP(nn.Module):
         h = self.linear1(x.flatten(1)).relu()
         h = h + self.linear2(h).relu()
         return self.linear3(h)
+
+
+class RefMLP256(RefMLP):
+    """:class:`RefMLP` at hidden width 256 (78,858 parameters; model ``mlp_ref256``): the ``hidden_size=256`` that
+    MNIST-1D's ``notebooks/train.py`` ``get_model_args`` declares, which the notebooks never pass to ``MLPBase``.
+
+    Why a second reference MLP: the published 68 % is not reached by the printed 100-wide MLP. MNIST-1D's own trainer
+    (restated in ``tests/mnist1d_reference.py``: Adam 1e-2, batch 100, 8001 steps in fixed order, final weights, the
+    default data set generated locally) gives 64.82 % [64.28, 65.26] with width 100 and 67.50 % [66.22, 68.78] with
+    width 256 (seeds 42-46, 95 % bootstrap intervals). A rule comparison needs BP within 2 points of the published
+    number first (issue 18), so the MNIST-1D rule comparison uses this model beside the published 68 %; ``mlp_ref``
+    stays reported as the printed architecture beside its measured reference number."""
+
+    def __init__(self, d: int, k: int) -> None:
+        super().__init__(d, k, hidden=256)
 
 
 class RefCNN(nn.Module):
@@ -306,7 +324,8 @@ class CharTransformer(nn.Module):
 
 def build_model(kind: str, split: Split, hidden: int, transformer: TransformerConfig | None = None) -> nn.Module:
     """MLP ``d - h - h - 10`` (ReLU), a small CNN (two conv + max-pool blocks, then two dense layers), MNIST-1D's
-    reference models (``mlp_ref``, ``cnn_ref``: :class:`RefMLP`, :class:`RefCNN`) or a ``transformer``
+    reference models (``mlp_ref``, ``mlp_ref256``, ``cnn_ref``: :class:`RefMLP`, :class:`RefMLP256`,
+    :class:`RefCNN`) or a ``transformer``
     (:class:`SeqTransformer` for classification, :class:`CharTransformer` for ``pystdlib``)."""
     d = int(np.prod(split.image_shape))
     k = split.n_classes
@@ -319,6 +338,8 @@ def build_model(kind: str, split: Split, hidden: int, transformer: TransformerCo
         raise invalid("model", kind, "'transformer' for a language-model data set")
     if kind == "mlp_ref":
         return RefMLP(d, k)
+    if kind == "mlp_ref256":
+        return RefMLP256(d, k)
     if kind == "cnn_ref":
         if len(split.image_shape) != 2:
             raise invalid("model", kind, "a 1-D sequence data set (mnist1d)")
@@ -354,7 +375,7 @@ def _init(model: nn.Module, scheme: str) -> None:
 def _inputs(x: torch.Tensor, kind: str, split: Split) -> torch.Tensor:
     if split.task == "lm":
         return x
-    return x if kind in ("mlp", "mlp_ref", "transformer") else x.reshape(-1, *split.image_shape)
+    return x if kind in ("mlp", "mlp_ref", "mlp_ref256", "transformer") else x.reshape(-1, *split.image_shape)
 
 
 def _xy(split: Split, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
