@@ -205,6 +205,24 @@ def test_a_member_over_its_budget_stalls_alone():
         assert torch.equal(traj.params[i]["W1"], full.params[i]["W1"])
 
 
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_non_finite_member_diverges_alone(route):
+    """A member whose state is NaN rejects every step (a NaN error estimate is never accepted) and is reported
+    ``diverged``; the others finish ``ok`` (same steps as without it); a NaN recorded at t = 0 ends the run there."""
+    _, _, prob, p0 = _ensemble(3)
+    bad = {n: v.clone() for n, v in p0.items()}
+    bad["W1"][1, 0, 0] = float("nan")
+    clean = simulate_flow(prob, p0, [0.5, 1.0], method=route)
+    traj = simulate_flow(prob, bad, [0.5, 1.0], method=route)
+    assert traj.status == "diverged" and traj.times == [] and "member 1 diverged" in traj.message
+    assert traj.info["member_status"] == ["ok", "diverged", "ok"]
+    assert traj.info["member_steps"][1] == 0 and traj.info["member_time"] == [1.0, 0.0, 1.0]
+    assert [traj.info["member_steps"][m] for m in (0, 2)] == [clean.info["member_steps"][m] for m in (0, 2)]
+    at0 = simulate_flow(prob, bad, [0.0, 1.0], method=route)
+    assert at0.status == "diverged" and at0.times == [] and "members [1]" in at0.message
+    assert at0.info["member_status"] == ["unfinished", "diverged", "unfinished"]
+
+
 def test_bad_method_and_unsupported_events_are_refused():
     _, _, prob, p0 = _ensemble(2)
     with pytest.raises(FalabInputError, match=r"^Invalid flow.method: 'dopri5' \(expected one of .*'dop853-members', "

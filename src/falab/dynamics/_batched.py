@@ -72,7 +72,8 @@ from ._stop import Conditions, Event, Stop
 
 DT = torch.float64
 _ACTIVE, _DONE, _STOPPED, _STALLED, _DIVERGED = 0, 1, 2, 3, 4
-STATUS_NAMES = {_ACTIVE: "active", _DONE: "ok", _STOPPED: "ok", _STALLED: "stalled", _DIVERGED: "diverged"}
+# "unfinished": the run ended (on another member's non-finite record) before this member reached its end
+STATUS_NAMES = {_ACTIVE: "unfinished", _DONE: "ok", _STOPPED: "ok", _STALLED: "stalled", _DIVERGED: "diverged"}
 SAFETY = 0.9
 ERR_FLOOR = 1e-4  # err_{n-1} floor (DOPRI5's facold start), so one tiny error cannot blow the next step up
 
@@ -182,8 +183,9 @@ class _DOP853(_Tableau):
         e3 = _combine(ks, self.e3).div_(scale)
         n5, n3 = (e5 * e5).sum(dim=1), (e3 * e3).sum(dim=1)
         denom = n5 + 0.01 * n3
-        safe = torch.where(denom > 0, denom, torch.ones_like(denom))
-        return torch.where(denom > 0, h.abs() * n5 / torch.sqrt(safe * scale.shape[1]), torch.zeros_like(denom))
+        zero = denom == 0  # a NaN estimate must stay NaN (rejected), not become 0 (accepted)
+        safe = torch.where(zero, torch.ones_like(denom), denom)
+        return torch.where(zero, torch.zeros_like(denom), h.abs() * n5 / torch.sqrt(safe * scale.shape[1]))
 
     def interpolant(self, need, ya, y_new, hs, ks, field_rows):
         kn = [k[need] for k in ks]
@@ -342,11 +344,16 @@ def simulate_members(
         prob = full_problem
         if single:
             params = {n: v[0] for n, v in params.items()}
-        if not bool(torch.isfinite(vec).all()):
-            traj.status, traj.message = "diverged", f"non-finite parameters at t = {tj:.6g}"
-            return False
-        if not bool(torch.isfinite(prob.loss_value(params)).all()):
-            traj.status, traj.message = "diverged", f"non-finite loss at t = {tj:.6g}"
+        bad = ~torch.isfinite(vec).all(dim=1)
+        what = "parameters"
+        if not bool(bad.any()):
+            bad = ~torch.isfinite(prob.loss_value(params).reshape(-1))
+            what = "loss"
+        if bool(bad.any()):
+            members = torch.nonzero(bad).reshape(-1).tolist()
+            status[bad] = _DIVERGED
+            traj.status = "diverged"
+            traj.message = f"non-finite {what} at t = {tj:.6g}" + ("" if single else f" (members {members[:10]})")
             return False
         traj.record(Snapshot(t=tj, step=j, params=params, problem=prob), measures, keep_params)
         if progress is not None:
@@ -512,7 +519,7 @@ def simulate_members(
         ta = torch.where(accept, t_reach, ta)
         done = accept & reaching & ~stopped_local
         # --- stalls: a step below 10 ulp of the member's time, or the member's evaluation budget spent
-        tiny = ha < 10 * (torch.nextafter(ta, torch.full_like(ta, np.inf)) - ta)
+        tiny = ~torch.isfinite(ha) | (ha < 10 * (torch.nextafter(ta, torch.full_like(ta, np.inf)) - ta))
         failed = ~done & ~stopped_local & (tiny | (nfev_a > max_evaluations))
         leaving = done | stopped_local | failed
         if bool(leaving.any()):
@@ -543,7 +550,8 @@ def simulate_members(
     if failed_m and traj.status == "ok":
         first = min(failed_m, key=lambda m: float(t[m]))
         why = "diverged" if int(status[first]) == _DIVERGED else "stalled"
-        reason = (f"its evaluations exceeded max_evaluations = {max_evaluations}" if int(nfev_m[first]) >
+        reason = ("its step candidates were non-finite" if why == "diverged" else
+                  f"its evaluations exceeded max_evaluations = {max_evaluations}" if int(nfev_m[first]) >
                   max_evaluations else "its step fell below 10 ulp of its time")
         traj.status = "diverged" if all(int(status[m]) == _DIVERGED for m in failed_m) else "stalled"
         traj.message = (f"{len(failed_m)} member(s) failed; member {first} {why} at t = {float(t[first]):.6g} "
