@@ -300,15 +300,6 @@ def simulate_members(
     counter = {"nfev": 0}
     traj = Trajectory()
 
-    cache: dict[str, object] = {}
-
-    def sub_problem(idx: Tensor) -> Problem:
-        """The active rows' problem, rebuilt only when the active set changed."""
-        key = cache.get("key")
-        if key is None or not torch.equal(key, idx):  # type: ignore[arg-type]
-            cache["key"], cache["prob"] = idx.clone(), mem.rows(idx)
-        return cache["prob"]  # type: ignore[return-value]
-
     def field(prob: Problem, y: Tensor) -> Tensor:
         counter["nfev"] += 1
         return mem.pack(vector_field(prob)(mem.unpack(y)))
@@ -392,7 +383,6 @@ def simulate_members(
     all_idx = torch.arange(k)
     f = field(problem, y)
     nfev_m += 1
-    ok = True
     cond_prev = None
     if conds is not None:
         cond_prev = cond_values(problem, t, y, f)
