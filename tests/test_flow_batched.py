@@ -81,6 +81,24 @@ def test_each_member_equals_the_member_integrated_alone(route):
                 assert _rel(traj.params[i][n][m], ref.params[i][n]) <= 1e-9, (m, i, n)
 
 
+def test_member_blocks_change_no_member_result(monkeypatch):
+    """Members run in blocks of at most BLOCK_NUMBERS state numbers (cache-sized); with blocks of 2 members (44
+    numbers) instead of one block the members take the same steps and land on the same states (bit-identical here,
+    where the field's batched kernels are row-independent; asserted to 1e-14 relative)."""
+    from falab.dynamics import _batched
+
+    _, _, prob, p0 = _ensemble(5, scales=(0.5, 1.0, 2.0, 4.0, 1.5))
+    ts = [0.0, 0.5, 1.0]
+    whole = simulate_flow(prob, p0, ts, method=ROUTE)
+    monkeypatch.setattr(_batched, "BLOCK_NUMBERS", 44)
+    blocked = simulate_flow(prob, p0, ts, method=ROUTE)
+    assert blocked.info["member_steps"] == whole.info["member_steps"]
+    assert blocked.info["iterations"] > whole.info["iterations"]  # the blocks ran one after the other
+    for i in range(len(ts)):
+        for n in p0:
+            assert _rel(blocked.params[i][n], whole.params[i][n]) <= 1e-14, (i, n)
+
+
 def test_dop853_members_takes_scipys_dop853_steps_member_by_member():
     """Same coefficients (Hairer's DOP853), error norm, controller and starting step as scipy's DOP853: every member
     of the batched route costs exactly the evaluations scipy's DOP853 spends on that member alone (dense outputs
