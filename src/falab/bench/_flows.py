@@ -149,9 +149,32 @@ def bench_ensemble(quick: bool, echo: Callable[[str], None]) -> dict[str, float]
                 "flow_ensemble_scales_speedup": t_lock_h / t_per_h, "flow_ensemble_scales_vs_lockstep": agree_h,
                 "flow_ensemble_scales_steps_min": float(min(steps_h)),
                 "flow_ensemble_scales_steps_max": float(max(steps_h))})
+    out.update(_quickstart_ensemble(32 if quick else 1024, echo))
     has_diffrax = importlib.util.find_spec("diffrax") is not None
     echo("  diffrax " + ("installed (not measured here)" if has_diffrax else "not installed"))
     return out
+
+
+def _quickstart_ensemble(k: int, echo: Callable[[str], None]) -> dict[str, float]:
+    """The issue's K = 1024 figure: the quick-start FA flow (linear 20-50-1, W1(0) = 0, shared data, t = 50, the
+    setting of ``falab bench``'s core group) as one ensemble, lockstep vs dop853-members."""
+    from ..dynamics import simulate_flow
+    from ._core import _setup
+
+    prob, p0 = _setup(k)
+    p0 = dict(p0)
+    p0["W1"] = torch.zeros_like(p0["W1"])
+    lock, t_lock = _timed(lambda: simulate_flow(prob, p0, [0.0, 50.0]))
+    per, t_per = _timed(lambda: simulate_flow(prob, p0, [0.0, 50.0], method="dop853-members"))
+    agree = max(float((per.final[n] - lock.final[n]).norm() / lock.final[n].norm()) for n in p0)
+    steps = per.info["member_steps"]
+    echo(f"  quick-start flow, K = {k}, t = 50: lockstep {t_lock:.2f} s ({lock.info['nfev']} evaluations in "
+         f"{lock.info.get('chunks', 1)} chunk(s)), dop853-members {t_per:.2f} s (lockstep / per-member "
+         f"{t_lock / t_per:.2f}; members took {min(steps)}..{max(steps)} steps); agree to {agree:.1e}")
+    return {"flow_ensemble_quickstart_k": float(k), "flow_ensemble_quickstart_lockstep_s": t_lock,
+            "flow_ensemble_quickstart_members_s": t_per, "flow_ensemble_quickstart_speedup": t_lock / t_per,
+            "flow_ensemble_quickstart_vs_lockstep": agree, "flow_ensemble_quickstart_steps_min": float(min(steps)),
+            "flow_ensemble_quickstart_steps_max": float(max(steps))}
 
 
 def run_flow_bench(quick: bool = False, echo: Callable[[str], None] = print) -> dict[str, float]:
