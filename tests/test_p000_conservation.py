@@ -233,11 +233,15 @@ def test_relu_drift_is_numerical_and_uses_one_tolerance() -> None:
 
 def test_p000_experiments_quick(tmp_path) -> None:
     ctx = RunContext(quick=True, out_dir=tmp_path, seeds=(0, 1))
-    verdicts, m = {}, {}
+    verdicts, m, methods = {}, {}, {}
     for eid in ("EXP-P000-1", "EXP-P000-2", "EXP-P000-3"):
         exp = EXPERIMENTS[eid]
         out = exp.run(ctx)
         assert len(out.per_seed) == 2 and all(p.exists() for p in out.figures) and out.paper_numbers
+        # every claim's numbers come from integration records the experiment made (method, settings, accuracy)
+        named = {c for e in out.numbers["integration"] for c in e["claims"]}
+        assert named == set(exp.claim_ids)
+        methods.update({e["part"]: e for e in out.numbers["integration"]})
         for spec in exp.claims:
             verdicts[spec.id] = decide(spec, out.per_seed)[0]
         m.update(out.per_seed[0])
@@ -248,3 +252,10 @@ def test_p000_experiments_quick(tmp_path) -> None:
     assert m["relu_flow_rel_drift"] <= 1e-5 and m["relu_euler_identity_rel"] <= 1e-12
     assert m["minnorm_dist_n_lt_d"] > 0.1 and m["minnorm_dist_n_ge_d"] < 1e-4
     assert m["dfa_relu_variant"] > 1e-3 and m["fig2_loss_rises"] == 0
+    # the claims' ReLU flow is the event route and conserves Q far below RK4's first-order drift on the same nets
+    ev, rk = methods["Fig. 1 ReLU flow, B = W_2(0) nets"], methods[
+        "Fig. 1 ReLU flow, independent-B readings (figure) and the comparison"]
+    assert ev["method"] == "events" and ev["claims"] == ["P000-T5.1", "P000-C5.1"] and ev["nfev"] > 0
+    assert ev["accuracy"]["value"] >= m["relu_flow_rel_drift"]  # the worst over the seeds
+    assert ev["accuracy"]["value"] <= 1e-10 < rk["accuracy"]["value"] and rk["method"] == "rk4"
+    assert methods["Fig. 1 Euler runs, linear and ReLU"]["steps"] == 2000

@@ -1,6 +1,10 @@
 """The reproduction report: ``claims.json`` (one object per answered claim) and ``report.md`` (per paper: the claims
 table with verdicts and the deciding numbers, the paper's printed numbers beside ours, each experiment's explanation
-and figures). Reads results; never trains, never decides a verdict (the claims engine did)."""
+and figures). Reads results; never trains, never decides a verdict (the claims engine did).
+
+How each claim's numbers were integrated comes from the experiment's own records (``Measured.numbers["integration"]``,
+format in :mod:`falab.experiments._methods`): the method, its settings and the accuracy it reached are shown in the
+claim's mode column and listed per experiment; ``claims.json`` carries them as ``integration`` per claim."""
 
 from __future__ import annotations
 
@@ -61,7 +65,37 @@ def record_json(r: ExperimentRecord, out_dir: Path, quick: bool, seeds: Sequence
         "markdown": m.markdown if m else "",
         "figures": [os.path.relpath(f, out_dir) for f in (m.figures if m else [])],
         "paper_numbers": [asdict(p) for p in (m.paper_numbers if m else [])],
+        "integration": list(m.numbers.get("integration", [])) if m else [],
     }
+
+
+def method_text(e: dict[str, Any]) -> str:
+    """One integration record as text: the method and its settings, then the accuracy it reached."""
+    m = str(e.get("method", "?"))
+    if m == "rk4":
+        s = f"RK4 dt {e['step_size']:g}"
+    elif m == "euler":
+        s = f"Euler η = {e['step_size']:g}, {e['steps']} steps"
+    else:
+        s = m + (f" rtol {e['rtol']:g}, atol {e['atol']:g}" if "rtol" in e and "atol" in e else "")
+    if e.get("jacobian"):
+        s += f", Jacobian by {e['jacobian']}"
+    if e.get("requested") and e["requested"] != m:
+        s += f" (chosen by method='{e['requested']}')"
+    if e.get("nfev"):
+        s += f", {e['nfev']} field evaluations"
+    acc = e.get("accuracy")
+    if acc:
+        s += f"; reached {acc['quantity']} = {_fmt(acc['value'])}"
+    return s
+
+
+def _attach_methods(recs: Sequence[dict[str, Any]]) -> None:
+    """Each claim row gets the integration records of its experiment that name it (``integration``: texts)."""
+    for r in recs:
+        for c in r["claims"]:
+            c["integration"] = [f"{e['part']}: {method_text(e)}" for e in r.get("integration", [])
+                                if c["id"] in e.get("claims", ())]
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -86,11 +120,12 @@ def _deciding(row: dict[str, Any]) -> str:
 
 
 def _claims_table(rows: Sequence[dict[str, Any]]) -> list[str]:
-    lines = ["| claim | verdict | deciding measurements (✓ holds, ✗ fails, ? undecided) | seeds | mode |",
+    lines = ["| claim | verdict | deciding measurements (✓ holds, ✗ fails, ? undecided) | seeds | mode, method, accuracy |",
              "|---|---|---|---|---|"]
     for row in rows:
+        how = "".join(f"<br>{_fmt(t)}" for t in row.get("integration", ()))
         lines.append(f"| {row['id']} | **{_label(row)}** | {_deciding(row)} | {row.get('n_seeds', 1)} "
-                     f"| {row['mode']} |")
+                     f"| {row['mode']}{how} |")
     return lines
 
 
@@ -155,6 +190,7 @@ def write_report(records: Sequence[ExperimentRecord], out_dir: Path, *, papers: 
     experiments it reran); records made with other settings are dropped, with their figures."""
     current = [record_json(r, out_dir, quick, seeds) for r in records]
     recs, dropped = _merge(current, out_dir)
+    _attach_methods(recs)
     rows = [c for r in recs for c in r["claims"]]
     claims_path, report_path = out_dir / "claims.json", out_dir / "report.md"
     atomic_write_text(claims_path, json.dumps(_json_safe(rows), indent=2, allow_nan=False) + "\n")
@@ -215,6 +251,11 @@ def _paper_section(paper: str, recs: list[dict[str, Any]], rows: list[dict[str, 
                   ""]
         if r["markdown"]:
             lines += [r["markdown"].strip(), ""]
+        if r.get("integration"):
+            lines += ["How it was integrated (method, settings, accuracy reached; the claims each part decides):", ""]
+            lines += [f"- {e['part']}: {method_text(e)}" + (f" ({', '.join(e['claims'])})" if e.get("claims")
+                                                           else " (figure and text only)")
+                      for e in r["integration"]] + [""]
         notes = _explanations(r["claims"])
         if notes:
             lines += ["What each verdict rests on:", ""] + notes + [""]

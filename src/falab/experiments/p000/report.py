@@ -60,10 +60,10 @@ def exp1_markdown(cfg: Fig1Config, lin: Fig1Result, relu: Fig1Result, table: dic
     indep = [i for i in range(len(lin.q_euler[0])) if i % R not in PAPER_READINGS]
     dev_i = np.abs(lin.q_euler / lin.q_euler[0] - 1).max(0)
     q0 = lin.q_euler[0]
-    fine = np.abs(relu.q_flow / relu.q_flow[0] - 1).max(0)
-    coarse = np.abs(relu.q_flow_coarse / relu.q_flow_coarse[0] - 1).max(0)
-    paper = [i for i in range(len(fine)) if i % R in PAPER_READINGS]
-    order = np.log2(coarse[paper] / np.maximum(fine[paper], 1e-300))
+    exact = list(relu.exact)
+    ev = np.abs(relu.q_flow / relu.q_flow[0] - 1).max(0)[exact]
+    rk = np.abs(relu.q_flow_rk4 / relu.q_flow_rk4[0] - 1).max(0)[exact]
+    ev_nfev, rk_nfev = relu.info["events"]["nfev"], relu.info["rk4"]["nfev"]
     hom, non = homogeneous_split(table)
     return "\n".join([
         f"**What was run.** The paper's Fig. 1 setting: d = {cfg.d}, n = {cfg.n}, h = {cfg.h}, X and w* Gaussian, "
@@ -71,10 +71,15 @@ def exp1_markdown(cfg: Fig1Config, lin: Fig1Result, relu: Fig1Result, table: dic
         "and four initial readings (W_1 ~ N(0, 1/10) read as variance or std; B copied from W_2(0), as the paper "
         "initialises it, or drawn independently), batched as one ensemble. Euler η = "
         f"{cfg.eta:g} for {cfg.steps} steps; the flow to t = {cfg.relu_time:g} (linear: {lin.solver}; ReLU: "
-        f"{relu.solver}, because adaptive solvers stall in the sliding mode of ReLU kinks).",
+        f"{relu.solver}).",
         "",
-        f"**Why the ReLU drift is numerical.** Halving the RK4 step divides the drift of the ratio by 2^{_span(order)} "
-        "(B = W_2(0) runs): the error is RK4's loss of order where pre-activations cross 0, not a change of Q.",
+        "**The ReLU flow across its kinks.** On the B = W_2(0) nets (the ones the claims decide) the event route "
+        "integrates each smooth piece with DOP853 and restarts at every change of activation pattern (sliding modes "
+        f"on the switching surface): max_t |Q(t)/Q(0) − 1| = {_span(ev)}. Fixed-step RK4 at the experiment's step on "
+        f"the same nets drifts {_span(rk)}: its error is first order where pre-activations cross 0, not a change of "
+        f"Q. RK4 still draws the independent-B readings of the figure: the event route took {ev_nfev} field "
+        f"evaluations for these {len(exact)} nets, one at a time, against RK4's {rk_nfev} for all "
+        f"{relu.q_flow.shape[1]} as one ensemble.",
         "",
         "**Readings with B independent of W_2(0)** (not the paper's set-up): Q(0) = ½‖W_1‖² − ⟨W_2,B⟩ ranges "
         f"{_span(q0[indep])}, and the linear Euler ratio moves by {_span(dev_i[indep])} — the same exact drift "
