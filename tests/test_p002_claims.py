@@ -42,6 +42,21 @@ def test_quick_run_measures_every_quantity_and_every_spec_decides(quick_records)
         "P002-C7": "confirmed", "P002-T7": "confirmed"}
 
 
+def test_records_state_how_every_simulated_claim_was_integrated(quick_records):
+    """Every claim that is not closed-form names the integration records its numbers come from; the flows to
+    convergence of Corollaries 2 and 3 use the Jacobian route (LSODA + torch.func Jacobian), the others DOP853."""
+    for rec in quick_records.values():
+        assert rec.measured is not None
+        named = {c for e in rec.measured.numbers["integration"] for c in e["claims"]}
+        assert {s.id for s in rec.experiment.claims if s.mode != "closed-form"} <= named
+    parts = {e["part"].split(" flows")[0]: e for e in quick_records["EXP-P002-3"].measured.numbers["integration"]}
+    for name in ("Corollary 2", "Corollary 3"):
+        assert parts[name]["method"] == "LSODA" and parts[name]["jacobian"].startswith("torch.func")
+    for name in ("Theorem 5", "Corollary 5", "Theorem 7"):
+        assert parts[name]["method"] == "DOP853" and "jacobian" not in parts[name]
+        assert 0 < parts[name]["accuracy"]["value"] < 1e-14 and parts[name]["nfev"] > 0  # stopped below loss 1e-14
+
+
 def test_quick_numbers_are_where_the_verdicts_say(quick_records):
     m = quick_records["EXP-P002-2"].measured.per_seed[0]
     assert m["c2_cos"]["1"] < 0.98 <= m["c2_cos"]["0.01"]  # diagonal: not converged at alpha = 1 by t = 1e12

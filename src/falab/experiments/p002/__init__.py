@@ -9,9 +9,18 @@ Every experiment measures over all of ``ctx.seeds`` (batched as one ensemble per
 
 from __future__ import annotations
 
+from .._methods import euler_method, flow_method
 from .._registry import Experiment, Measured, RunContext, register
 from . import claims, configs, measure, report, runs
 from .configs import ARCHS
+
+
+def _worst(per_seed: list[dict], key: str) -> float:
+    return max(float(m[key]) for m in per_seed)
+
+
+def _adaptive(method: str, rtol: float, atol: float) -> dict:
+    return {"solver": method, "rtol": rtol, "atol": atol}
 
 
 def run_regression(ctx: RunContext) -> Measured:
@@ -26,8 +35,18 @@ def run_regression(ctx: RunContext) -> Measured:
     figs = report.regression_figures(ctx.figures_dir, res, mem, cfg, ctx.seed) if ctx.write_figures else []
     sizes = {"architectures": len(ARCHS), "alphas": list(cfg.alphas), "zbar per seed": cfg.n_dirs,
              "GD steps": cfg.steps, "GD architectures": list(cfg.gd_archs), "flow horizon": cfg.t_flow}
+    tol = _adaptive(runs.FLOW_METHOD, runs.RTOL * ctx.tighten, runs.ATOL * ctx.tighten)
+    methods = [
+        flow_method(f"toy GD flows to t = {cfg.t_flow:g} (3 architectures)", tol,
+                    (claims.T6.id, claims.EREG.id, claims.BAL.id),
+                    ("relative drift of ||v_1||^2 - ||v_2||^2 (conserved)", _worst(per_seed, "bal_flow_drift"))),
+        flow_method("depth-3 FC and diagonal flows to t = 5", tol, (claims.BAL.id,),
+                    ("relative drift of the depth-3 invariants (conserved)",
+                     max(_worst(per_seed, "bal_fc3_drift"), _worst(per_seed, "bal_diag3_drift")))),
+        euler_method(f"GD ({', '.join(cfg.gd_archs)})", cfg.lr, cfg.steps, (claims.T6.id, claims.EREG.id, claims.BAL.id),
+                     ("relative residual of the exact Euler identity", _worst(per_seed, "bal_euler_identity")))]
     return Measured(per_seed, report.regression_markdown(per_seed, res, mem, cfg, ctx.quick), figs, sizes,
-                    report.regression_paper_numbers(res, mem, cfg))
+                    report.regression_paper_numbers(res, mem, cfg), numbers={"integration": methods})
 
 
 def run_classification(ctx: RunContext) -> Measured:
@@ -46,8 +65,14 @@ def run_classification(ctx: RunContext) -> Measured:
     figs = report.classification_figures(ctx.figures_dir, res, mem, cfg, seeds) if ctx.write_figures else []
     sizes = {"alphas": list(cfg.alphas), "zbar per seed": cfg.n_dirs, "flow horizon": cfg.t_end,
              "Theorem 3 GD steps": cfg.t3_steps}
+    methods = [
+        flow_method(f"exponential-loss GD flows to t = {cfg.t_end:g} (toy, depth 3, single point, small filters)",
+                    _adaptive(runs.CLS_METHOD, cfg.flow_rtol * ctx.tighten, cfg.flow_rtol * 1e-2 * ctx.tighten),
+                    [c.id for c in claims.CLASSIFICATION_TOY],
+                    ("largest loss at t_end", _worst(per_seed, "t1_final_loss"))),
+        euler_method("GD for Theorem 3's curve", cfg.t3_lr, cfg.t3_steps, (claims.T3.id,))]
     return Measured(per_seed, report.classification_markdown(per_seed, res, mem, cfg, seeds), figs, sizes,
-                    report.classification_paper_numbers(res, mem, small, cfg))
+                    report.classification_paper_numbers(res, mem, small, cfg), numbers={"integration": methods})
 
 
 def run_regression_extra(ctx: RunContext) -> Measured:
@@ -59,15 +84,15 @@ def run_regression_extra(ctx: RunContext) -> Measured:
     per_seed = [dict(l4) | m for m in measure.theorem5(t5, gd, cfg, seeds, ctx.tighten)]
     r4 = measure.remark4(seeds, cfg.r4_alphas)
     ctx.progress("P002 Corollaries 2, 3, 5")
-    c5 = measure.flow_errors({L: runs.run_corollary2(seeds, L, cfg.c5_alphas, ctx.tighten) for L in cfg.c5_depths},
-                             seeds)
-    c6 = measure.flow_errors({L: runs.run_corollary3(seeds, L, cfg.c5_alphas, ctx.tighten) for L in cfg.c6_depths},
-                             seeds)
+    c5_runs = {L: runs.run_corollary2(seeds, L, cfg.c5_alphas, ctx.tighten) for L in cfg.c5_depths}
+    c6_runs = {L: runs.run_corollary3(seeds, L, cfg.c5_alphas, ctx.tighten) for L in cfg.c6_depths}
+    c5, c6 = measure.flow_errors(c5_runs, seeds), measure.flow_errors(c6_runs, seeds)
     c7_runs = {L: runs.run_matrix_sensing(seeds, L, cfg.c7_alphas, ctx.tighten) for L in cfg.c7_depths}
     c7 = measure.flow_errors(c7_runs, seeds)
     antisym = max(float(e.extra["antisym"].max()) for e in c7_runs.values())
     ctx.progress("P002 Theorem 7")
-    t7 = measure.theorem7(runs.run_theorem7(seeds, cfg.t7_alphas, ctx.tighten), cfg, seeds, ctx.tighten)
+    t7_runs = runs.run_theorem7(seeds, cfg.t7_alphas, ctx.tighten)
+    t7 = measure.theorem7(t7_runs, cfg, seeds, ctx.tighten)
     lim = measure.matrix_sensing_limits(seeds)
     for i, m in enumerate(per_seed):
         m.update({k: v for k, v in r4[i].items() if not k.startswith("_")}, c5_flow_err=c5[i], c6_flow_err=c6[i],
@@ -82,8 +107,18 @@ def run_regression_extra(ctx: RunContext) -> Measured:
         f"\nCorollary 5: largest antisymmetric part of the flow's product W_1..W_L, {antisym:.2g} (zero in exact "
         "arithmetic; a null direction of the loss that rounding seeds and the escape from the small init amplifies; "
         "the sensors and the corollary see only the symmetric part).\n")
+    methods = [
+        flow_method("Lemma 4's ODE (theory)", _adaptive("DOP853", 1e-12 * ctx.tighten, 1e-14 * ctx.tighten),
+                    (claims.L4.id,)),
+        *(flow_method(f"{what} flows to every loss < 1e-14 (segments of doubling length)", [e.flow.info for e in es],
+                      (cid,), ("largest final loss", max(float(e.flow.losses[-1].max()) for e in es)))
+          for what, es, cid in (("Theorem 5", [t5], claims.T5.id), ("Corollary 2", c5_runs.values(), claims.C5.id),
+                                ("Corollary 3", c6_runs.values(), claims.C6.id),
+                                ("Corollary 5", c7_runs.values(), claims.C7.id),
+                                ("Theorem 7", [t7_runs], claims.T7.id))),
+        euler_method("GD from the Theorem 5 init", cfg.t5_lr, gd.steps, (claims.T5.id,))]
     return Measured(per_seed, md, figs, sizes,
-                    report.extra_paper_numbers())
+                    report.extra_paper_numbers(), numbers={"integration": methods})
 
 
 register(Experiment(

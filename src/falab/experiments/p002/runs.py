@@ -9,7 +9,7 @@ samples (P002's convention). ``tighten`` multiplies every flow's rtol/atol (the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -30,6 +30,13 @@ from .configs import X_CLS, X_REG, Y_CLS, Y_REG, ClassificationToy, RegressionTo
 
 F64 = torch.float64
 RTOL, ATOL = 1e-10, 1e-12
+FLOW_METHOD = "DOP853"  # the toy and depth-3 invariant flows (t <= 60)
+CLS_METHOD = "DOP853"  # the exponential-loss flows to t = 1e12: LSODA + Jacobian measured no faster (5.4 vs 5.7 s)
+# Flows to convergence: the Jacobian route (LSODA with the torch.func Jacobian) where it was measured faster with limits
+# equal to DOP853's to 1e-10 (full mode, CPU s, DOP853 -> LSODA; max |beta difference|): Corollary 2 38.3 -> 3.2
+# (9.5e-11), Corollary 3 21.6 -> 3.3 (5.3e-11). DOP853 kept for Theorem 5 (4.9 -> 4.6, limits 1.3e-9 apart), Corollary
+# 5 (19.4 -> 5.5 but 3.1e-10 apart at L = 3) and Theorem 7 (3.1 -> 3.7, slower).
+JACOBIAN_ROUTE = "LSODA"
 
 
 def t64(a) -> torch.Tensor:
@@ -138,7 +145,8 @@ def run_regression_arch(arch: str, mem: Members, cfg: RegressionToy, tighten: fl
     p0 = mem.params(arch)
     # dense output times cost only interpolation (solver steps do not depend on them); they draw the figure
     ts = np.concatenate([[0.0], np.geomspace(1e-2, cfg.t_flow, 120)])
-    flow = simulate_flow(problem, p0, [float(t) for t in ts], rtol=RTOL * tighten, atol=ATOL * tighten, measures={"beta": _beta(model)})
+    flow = simulate_flow(problem, p0, [float(t) for t in ts], rtol=RTOL * tighten, atol=ATOL * tighten,
+                         method=FLOW_METHOD, measures={"beta": _beta(model)})
     gap_series = torch.stack([inst.layer_norm_gaps(p, 2)[..., 0] for p in flow.params])
     drift = ((gap_series - gap_series[0]).abs().max(0).values / gap_series[0].abs()).numpy()
     gd_betas, ident = None, None
@@ -176,13 +184,13 @@ def run_deep_invariants(seeds: Sequence[int], tighten: float) -> DeepInvariants:
     fc = FullyConnectedTensorNet((4, 3, 2))
     p0 = {f"v{l + 1}": torch.stack([f[l] for f in fc0]) for l in range(3)}
     tr = simulate_flow(Problem(fc, Backprop(), SquaredLoss("sum"), x, y), p0, np.linspace(0, 5, 6).tolist(),
-                       rtol=RTOL * tighten, atol=ATOL * tighten)
+                       rtol=RTOL * tighten, atol=ATOL * tighten, method=FLOW_METHOD)
     inv = torch.stack([inst.fc_matrix_invariants(fc.matrices(p)) for p in tr.params])  # (T, S, n)
     fc_drift = [inst.relative_drift(inv[:, i]) for i in range(len(seeds))]
     dg = DiagonalNet(4, 3)
     p0 = {f"v{l + 1}": torch.stack([d[l] for d in dg0]) for l in range(3)}
     tr = simulate_flow(Problem(dg, Backprop(), SquaredLoss("sum"), x, y), p0, np.linspace(0, 5, 6).tolist(),
-                       rtol=RTOL * tighten, atol=ATOL * tighten)
+                       rtol=RTOL * tighten, atol=ATOL * tighten, method=FLOW_METHOD)
     inv = torch.stack([inst.mode_gaps(p, 3) for p in tr.params])
     dg_drift = [inst.relative_drift(inv[:, i]) for i in range(len(seeds))]
     return DeepInvariants(np.array(fc_drift), np.array(dg_drift))
@@ -198,7 +206,7 @@ def exp_flow(model: AbstractTensorNet, params0: dict, x: np.ndarray, y: np.ndarr
     physical time t = eta * steps)."""
     problem = Problem(model, Backprop(), ExponentialLoss("sum"), t64(x), t64(np.asarray(y)[:, None]))
     tr = simulate_flow(problem, params0, [float(t) for t in ts], rtol=rtol * tighten, atol=rtol * 1e-2 * tighten,
-                       measures={"beta": _beta(model), "loss": _loss})
+                       method=CLS_METHOD, measures={"beta": _beta(model), "loss": _loss})
     if tr.status != "ok":
         raise RuntimeError(f"P002 classification flow failed: {tr.message}")
     return tr
@@ -332,18 +340,22 @@ def run_small_filters(k1: int, seeds: Sequence[int], cfg: ClassificationToy, tig
 
 
 def flow_to_convergence(problem: Problem, params0: dict, t_max: float, tighten: float, *, loss_tol: float = 1e-14,
-                        first: float = 2.0) -> tuple[dict, np.ndarray, np.ndarray]:
+                        first: float = 2.0, method: str = "DOP853") -> tuple[dict, np.ndarray, np.ndarray, dict]:
     """GD flow in segments of doubling length until every member's loss is below ``loss_tol`` or ``t_max``.
 
     Stopping matters: once converged the flow is stiff (step ~ 1 / lambda_max) and an explicit solver would spend
     millions of evaluations idling to a fixed horizon. ``loss_tol = 1e-14`` leaves ``|beta - beta_inf| ~ 1e-7``.
-    Returns the final parameters, the recorded times and the losses ``(T, K)``.
+    ``method``: the scipy method (``'LSODA'``: with the field's Jacobian from torch.func). Returns the final
+    parameters, the recorded times, the losses ``(T, K)`` and the first segment's ``info`` with the evaluations of
+    all segments summed.
     """
     params, t0, seg = params0, 0.0, first
     times, losses = [0.0], [problem.loss_value(params0).reshape(-1).numpy()]
+    info: dict = {}
     while t0 < t_max:
         tr = simulate_flow(problem, params, np.linspace(0.0, seg, 9).tolist(), rtol=RTOL * tighten, atol=ATOL * tighten,
-                           measures={"loss": _loss})
+                           method=method, measures={"loss": _loss})
+        info = {**(info or tr.info), "nfev": info.get("nfev", 0) + tr.info["nfev"]}
         if tr.status != "ok":
             raise RuntimeError(f"P002 flow failed: {tr.message}")
         ls = tr.metric("loss").reshape(len(tr.times), -1).numpy()
@@ -352,7 +364,7 @@ def flow_to_convergence(problem: Problem, params0: dict, t_max: float, tighten: 
         params, t0, seg = tr.final, t0 + seg, 2 * seg
         if float(ls[-1].max()) < loss_tol:
             break
-    return params, np.asarray(times), np.stack(losses)
+    return params, np.asarray(times), np.stack(losses), info
 
 
 @dataclass(frozen=True)
@@ -363,15 +375,16 @@ class RegressionFlow:
     times: np.ndarray
     losses: np.ndarray  # (T, K)
     final: dict
+    info: dict = field(default_factory=dict)  # the solver's settings and evaluations (flow_to_convergence)
 
 
 def regression_flow(model, xs: np.ndarray, ys: np.ndarray, params0: dict, t_max: float,
-                    tighten: float) -> RegressionFlow:
+                    tighten: float, method: str = "DOP853") -> RegressionFlow:
     """``xs (K, n, d)``, ``ys (K, n)``: one data set per member."""
     problem = Problem(model, Backprop(), SquaredLoss("sum"), t64(xs), t64(ys[..., None]))
-    final, times, losses = flow_to_convergence(problem, params0, t_max, tighten)
+    final, times, losses, info = flow_to_convergence(problem, params0, t_max, tighten, method=method)
     beta = model.product(final) if not isinstance(model, AbstractTensorNet) else model.beta(final)
-    return RegressionFlow(beta.numpy(), times, losses, final)
+    return RegressionFlow(beta.numpy(), times, losses, final, info)
 
 
 def random_regression(seed: int, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -459,7 +472,8 @@ def run_corollary2(seeds: Sequence[int], depth: int, alphas: Sequence[float], ti
     wb = np.stack([data[s][2] for s, _ in keys])
     al = np.array([a for _, a in keys])
     flow = regression_flow(DiagonalNet(12, depth), xs, ys,
-                           directions_params([wb] * (depth - 1) + [np.zeros_like(wb)], al), 1e5, tighten)
+                           directions_params([wb] * (depth - 1) + [np.zeros_like(wb)], al), 1e5, tighten,
+                           JACOBIAN_ROUTE)
     pred = np.stack([theory.theorem5_limit(data[s][0], data[s][1], np.eye(12), data[s][2], a, depth)["beta"]
                      for s, a in keys])
     return Ensemble(keys, flow, pred, {})
@@ -485,7 +499,8 @@ def run_corollary3(seeds: Sequence[int], depth: int, alphas: Sequence[float], ti
     wb = np.stack([data[s][3] for s, _ in keys])
     al = np.array([a for _, a in keys])
     flow = regression_flow(CircularConvNet(d, (d,) * (depth - 1)), xs, ys,
-                           directions_params([wb] * (depth - 1) + [np.zeros_like(wb)], al), 1e5, tighten)
+                           directions_params([wb] * (depth - 1) + [np.zeros_like(wb)], al), 1e5, tighten,
+                           JACOBIAN_ROUTE)
     s_real = d ** ((depth - 1) / 2) * np.real(theory.dft_matrix(d))
     pred = np.stack([theory.theorem5_limit(data[s][0], data[s][1], s_real, data[s][2], a, depth)["beta"]
                      for s, a in keys])
@@ -517,7 +532,7 @@ def run_matrix_sensing(seeds: Sequence[int], depth: int, alphas: Sequence[float]
     # and the escape from the small init amplify (measured 1e-5 at L = 3, alpha = 0.1): kept aside and reported
     prod = flow.betas
     antisym = np.abs(prod - np.swapaxes(prod, -1, -2)).reshape(len(keys), -1).max(1) / 2
-    flow = RegressionFlow((prod + np.swapaxes(prod, -1, -2)) / 2, flow.times, flow.losses, flow.final)
+    flow = RegressionFlow((prod + np.swapaxes(prod, -1, -2)) / 2, flow.times, flow.losses, flow.final, flow.info)
     pred = []
     for s, a in keys:
         u, lams, _, y = data[s]
