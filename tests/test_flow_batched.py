@@ -171,6 +171,14 @@ def test_stop_times_per_member_match_the_closed_form(route):
     for m, w in enumerate(w0):  # frozen at loss = target: |w - lam| = sqrt(2 target) on the side it started
         assert abs(float(final[m]) - (lam + math.copysign(math.sqrt(2 * target), w - lam))) <= 1e-12
     assert traj.info["stops"][0]["member"] == 1
+    # the update-norm condition (its update is the step's last stage): |field| = |w0 - lam| e^{-t} = tol at
+    # t* = ln(|w0 - lam| / tol), well conditioned (dt* = d|field| / |field|)
+    tol = 1e-3
+    traj = simulate_flow(prob, p0, [0.0, 100.0], method=route, stop=Stop(update_norm=tol), rtol=1e-12, atol=1e-14)
+    got = {s.member: s.time for s in traj.stops}
+    assert all(s.reason == "update_norm" for s in traj.stops)
+    for m, w in enumerate(w0):
+        assert abs(got[m] - math.log(abs(w - lam) / tol)) <= 1e-10 * max(1.0, got[m]), m
 
 
 def test_single_network_stops_on_a_terminal_event_with_its_own_parameters():

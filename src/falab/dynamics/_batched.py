@@ -276,7 +276,10 @@ def simulate_members(
     called as ``g(t, params)`` with ``t`` a ``(K_active,)`` tensor of the members' own times and must return one
     value per member. ``max_evaluations`` is per member (each attempted step costs a member 6 (dopri5) or 12 (dop853)
     evaluations, a DOP853 dense output 3 more: ``info['member_nfev']``);
-    ``info['nfev']`` counts batched evaluations of the field (one tensor program over the active rows each)."""
+    ``info['nfev']`` counts batched evaluations of the field (one tensor program over the active rows each).
+    An output time is recorded once every member passed it; when the ensemble runs in several blocks (more than
+    ``BLOCK_NUMBERS`` state numbers) the records of all output times are held until the last block ran (T x K x P
+    numbers), so measures and ``progress`` come at the end."""
     from ._flow import vector_field  # the one field of every flow route: -update(constrain(theta))
 
     tab = TABLEAUS[method]()
