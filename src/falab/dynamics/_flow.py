@@ -96,7 +96,8 @@ def simulate_flow(
             active set (see :mod:`falab.dynamics._batched`; ``info['member_steps']``, ``['member_status']`` per
             member; ``max_evaluations`` is per member; terminal events get ``t`` as a tensor of the members' own
             times; no non-terminal ``events``; ``chunk_members`` is not used: members run in blocks of at most 2^17
-            state numbers; smooth fields: at ReLU kinks its steps shrink as any adaptive solver's). Default (None): ``'events'`` for piecewise-linear activations, else ``DOP853``.
+            state numbers; smooth fields: at ReLU kinks its steps shrink as any adaptive solver's).
+            Default (None): ``'events'`` for piecewise-linear activations, else ``DOP853``.
         max_evaluations: budget of vector-field evaluations; when exhausted the run stops with
             ``status = 'stalled'`` and keeps what it recorded.
         measures: name -> function of a :class:`Snapshot`, evaluated at every output time.
