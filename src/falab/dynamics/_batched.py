@@ -54,6 +54,23 @@ may not grow. The first step is HNW's starting-step algorithm (II.4, "Starting S
 With these choices ``dop853-members`` takes, member by member, exactly the steps of scipy's DOP853 on that member
 alone (same evaluation counts; states equal to rounding, measured <= 4e-15 relative). A member stalls when its step
 falls below 10 ulp of its time (scipy's rule) or its evaluations exceed ``max_evaluations``.
+
+Example:
+    Two one-weight regressions ``w' = -x (x w - 1)`` with rates ``x^2 = 1`` and ``100``: each member takes its own
+    steps and lands on its closed form ``w(1) = (1 - e^{-x^2}) / x``:
+
+    >>> import torch
+    >>> from falab.dynamics import Problem, simulate_flow
+    >>> from falab.functional import SquaredLoss
+    >>> from falab.models import deep_linear
+    >>> from falab.rules import Backprop
+    >>> x = torch.tensor([1.0, 10.0], dtype=torch.float64).view(2, 1, 1)
+    >>> prob = Problem(deep_linear((1, 1)), Backprop(), SquaredLoss("mean"), x, torch.ones(2, 1, 1, dtype=torch.float64))
+    >>> tr = simulate_flow(prob, {"W1": torch.zeros(2, 1, 1, dtype=torch.float64)}, [0.0, 1.0], method="dop853-members")
+    >>> tr.info["member_status"], tr.info["member_steps"]
+    (['ok', 'ok'], [8, 43])
+    >>> [round(float(w), 6) for w in tr.final["W1"].reshape(-1)]
+    [0.632121, 0.1]
 """
 
 from __future__ import annotations
