@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from falab.experiments import EXPERIMENTS, RunContext, run_experiment
+from falab.experiments import EXPERIMENTS, ClaimResult, ExperimentRecord, Measured, RunContext, run_experiment
 from falab.report import write_report
 from falab.report._writer import method_text
 
@@ -44,3 +44,14 @@ def test_report_of_a_quick_experiment_names_its_method(tmp_path) -> None:
     assert claim["integration"] == ["Fig. 1 Euler runs, linear and ReLU: Euler η = 0.0005, 2000 steps"]
     record = json.loads((tmp_path / "records" / "EXP-P000-2.json").read_text())
     assert record["integration"][0]["step_size"] == 5e-4 and record["integration"][0]["steps"] == 2000
+
+
+def test_an_experiment_that_records_no_integration_keeps_its_bare_mode(tmp_path) -> None:
+    exp = EXPERIMENTS["EXP-P003-Fig1a"]
+    claim = ClaimResult("P003-INV", "confirmed", "statement", "flow", exp.id, [], "because")
+    write_report([ExperimentRecord(exp, Measured([{}]), [claim], 1.0)], tmp_path, papers=["P003"], quick=True,
+                 environment=ENV, seeds=(0,))
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert next(line for line in report.splitlines() if line.startswith("| P003-INV ")).endswith(" | flow |")
+    assert "How it was integrated" not in report
+    assert json.loads((tmp_path / "claims.json").read_text())[0]["integration"] == []
