@@ -200,6 +200,52 @@ def test_single_network_stops_on_a_terminal_event_with_its_own_parameters():
 
 
 @pytest.mark.parametrize("route", ROUTES)
+def test_time_dependent_terminal_event_sees_each_members_own_time(route):
+    """Terminal events get ``t`` as the tensor of the active members' own times (members at different times): the
+    event ``g = t - 0.35`` stops every member at 0.35 to 1e-12, each located on its own step's dense output, and
+    the run ends there with every member frozen at its own state."""
+    _, _, prob, p0 = _ensemble(3, scales=(0.5, 1.0, 4.0))
+    shapes: list[tuple[int, ...]] = []
+
+    def g(t, p):
+        shapes.append(tuple(t.shape))
+        return t - 0.35
+
+    traj = simulate_flow(prob, p0, [0.0, 1.0], method=route, events=[Event(g, terminal=True, name="t = 0.35")])
+    assert sorted(s.member for s in traj.stops) == [0, 1, 2]
+    for s in traj.stops:
+        assert s.reason == "event" and abs(s.time - 0.35) <= 1e-12, s
+    assert traj.times == [0.0, pytest.approx(0.35, abs=1e-12)]
+    assert all(len(sh) == 1 for sh in shapes) and {sh[0] for sh in shapes} >= {3}
+    free = simulate_flow(prob, p0, [0.0, 0.35], method=route)
+    # frozen where the free flow is at t = 0.35: two step sequences, one of them interpolated (DP5's dense output
+    # is of order 4: measured 2.1e-10), so the bound is the 10 rtol of the members-alone test
+    assert _rel(traj.final["W1"], free.final["W1"]) <= 1e-9
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_shared_data_ensemble_equals_its_members_alone(route):
+    """The quick-start kind of ensemble: data shared by all members (x, y without a member axis), members differing by
+    their initial weights and feedback. Each member takes the steps it takes alone, and lands on the same states to
+    rounding (the shared-data matmul is one batched kernel whose rounding may depend on the batch: <= 1e-13 asserted)."""
+    g = torch.Generator().manual_seed(3)
+    model = MLP((5, 6, 1), "identity")
+    p0 = model.init_params(g, ensemble=3, scheme="gaussian", std=0.3)
+    rule = FeedbackAlignment(Gaussian(6 ** -0.5))
+    state = rule.init(model, p0, generator=g)
+    x, y = torch.randn(7, 5, generator=g, dtype=DT), torch.randn(7, 1, generator=g, dtype=DT)
+    prob = Problem(model, rule, SquaredLoss("mean"), x, y, state)
+    ts = [0.0, 1.0, 4.0]
+    traj = simulate_flow(prob, p0, ts, method=route)
+    for m in range(3):
+        alone = simulate_flow(Problem(model, rule, prob.loss, x, y, member(state, m)), member(p0, m), ts, method=route)
+        assert alone.info["member_steps"] == [traj.info["member_steps"][m]]
+        for i in range(len(ts)):
+            for n in p0:
+                assert _rel(traj.params[i][n][m], alone.params[i][n]) <= 1e-13, (m, i, n)
+
+
+@pytest.mark.parametrize("route", ROUTES)
 def test_fa_conserved_quantity_along_the_batched_flow(route):
     """Linear FA networks: Q = |W1|^2 / 2 - <W2, B2> (P000 Thm 5.1) is conserved along the exact flow; on the
     batched routes at rtol 1e-10 each member's Q stays within 1e-10 relative (measured 1.6e-11 by DP5) to t = 5."""
