@@ -217,8 +217,13 @@ class LossConfig(BaseModel):
 
 
 class FlowConfig(BaseModel):
-    """Exact flow: integrate to ``t_end`` with scipy ``method`` at ``rtol``/``atol`` (or fixed-step ``rk4`` with
-    ``step_size``, advisable for ReLU networks); ``n_points`` output times."""
+    """Exact flow: integrate to ``t_end`` with ``method`` at ``rtol``/``atol``; ``n_points`` output times.
+
+    ``method`` is a scipy ``solve_ivp`` method, or one of falab's routes of :func:`falab.dynamics.simulate_flow`:
+    ``events`` (piecewise-smooth ReLU flows, activation switches located and the solver restarted there), ``auto``
+    (events for piecewise-linear activations, else a stiffness check choosing LSODA with the Jacobian or DOP853),
+    ``dop853-members`` / ``dopri5-members`` (ensembles with per-member error control), or fixed-step ``rk4`` with
+    ``step_size``."""
 
     model_config = _STRICT
     kind: Literal["flow"]
@@ -226,7 +231,8 @@ class FlowConfig(BaseModel):
     n_points: Annotated[int, Field(ge=2)] = 101
     rtol: Annotated[float, Field(gt=0)] = 1e-10
     atol: Annotated[float, Field(gt=0)] = 1e-12
-    method: Literal["DOP853", "RK45", "Radau", "LSODA", "BDF", "RK23", "rk4"] = "DOP853"
+    method: Literal["DOP853", "RK45", "Radau", "LSODA", "BDF", "RK23", "rk4", "events", "auto", "dop853-members",
+                    "dopri5-members"] = "DOP853"
     step_size: Annotated[float, Field(gt=0)] | None = None
     max_evaluations: Annotated[int, Field(ge=1)] = 2_000_000
     stop: StopConfig | None = None
