@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -120,6 +121,8 @@ def bench_ensemble(quick: bool, echo: Callable[[str], None]) -> dict[str, float]
     echo(f"ensemble flows: K = {k} lockstep (DOP853, chunks of 128) {t_all:.2f} s, one member (DOP853) {t_one:.3f} s")
     for method, key in (("dop853-members", "members"), ("dopri5-members", "members_dp5")):
         per, t_per = _timed(lambda m=method: simulate_flow(prob, p0, [0.0, 1.0], method=m))
+        if method == "dop853-members":
+            per_dop853, t_members = per, t_per
         alone_per, t_one_per = _timed(lambda m=method: simulate_flow(one, member(p0, 0), [0.0, 1.0], method=m))
         agree = float(rel(per.final, lock.final).max())
         agree_one = float(rel({n: v[:1] for n, v in per.final.items()},
@@ -150,9 +153,37 @@ def bench_ensemble(quick: bool, echo: Callable[[str], None]) -> dict[str, float]
                 "flow_ensemble_scales_steps_min": float(min(steps_h)),
                 "flow_ensemble_scales_steps_max": float(max(steps_h))})
     out.update(_quickstart_ensemble(32 if quick else 1024, echo))
-    has_diffrax = importlib.util.find_spec("diffrax") is not None
-    echo("  diffrax " + ("installed (not measured here)" if has_diffrax else "not installed"))
+    if importlib.util.find_spec("diffrax") is None:
+        echo("  diffrax not installed (pip install -e '.[compare]' to compare with vmapped diffrax)")
+    else:
+        out.update(_diffrax_ensemble(one, p0, state, x, y, per_members=per_dop853, t_members=t_members, echo=echo))
     return out
+
+
+def _diffrax_ensemble(one: Any, p0: dict[str, torch.Tensor], state: dict[str, torch.Tensor], x: torch.Tensor,
+                      y: torch.Tensor, *, per_members: Any, t_members: float, echo: Callable[[str], None]
+                      ) -> dict[str, float]:
+    """The same K flows by diffrax ``Dopri8`` under ``jax.vmap`` (per-member control, JIT compiled), its field checked
+    against falab's first; agreement with falab's dop853-members finals."""
+    from ..dynamics import vector_field
+    from ..models import member
+    from . import _diffrax
+
+    w1, w2, b2, xs, ys = (t.numpy() for t in (p0["W1"], p0["W2"], state["B2"], x, y))
+    ref = vector_field(one)(member(p0, 0))
+    field_err = _diffrax.field_agreement(w1[0], w2[0], b2[0], xs[0], ys[0],
+                                         reference=(ref["W1"].numpy(), ref["W2"].numpy()))
+    res = _diffrax.solve_ensemble(w1, w2, b2, xs, ys, t_end=1.0, rtol=1e-10, atol=1e-12)
+    num = sum(((res[n] - per_members.final[n].numpy()) ** 2).reshape(len(res[n]), -1).sum(1) for n in ("W1", "W2"))
+    den = sum((per_members.final[n].numpy() ** 2).reshape(len(res[n]), -1).sum(1) for n in ("W1", "W2"))
+    agree = float(np.sqrt(num / den).max())
+    echo(f"  diffrax {res['version']} Dopri8 + PID under jax.vmap (one XLA thread): {res['s']:.2f} s "
+         f"(+ {res['first_call_s'] - res['s']:.1f} s JIT on the first call; members took {res['steps'].min()}.."
+         f"{res['steps'].max()} steps); dop853-members / diffrax {t_members / res['s']:.2f}; its field equals "
+         f"falab's to {field_err:.1e}, its finals falab's dop853-members to {agree:.1e}")
+    return {"flow_ensemble_diffrax_s": res["s"], "flow_ensemble_diffrax_first_call_s": res["first_call_s"],
+            "flow_ensemble_members_over_diffrax": t_members / res["s"], "flow_ensemble_diffrax_vs_members": agree,
+            "flow_ensemble_diffrax_field_err": field_err}
 
 
 def _quickstart_ensemble(k: int, echo: Callable[[str], None]) -> dict[str, float]:
