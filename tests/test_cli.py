@@ -115,7 +115,7 @@ def test_non_finite_data_file(tmp_path, capsys):
 
 def test_unknown_paper_and_missing_file(tmp_path, capsys):
     code, _, err = _run_cli(["reproduce", "P001", "--out", str(tmp_path)], capsys)
-    assert (code, err.strip()) == (2, "error: Invalid paper: 'P001' (expected one of P000, P002, P003, P004, NN)")
+    assert (code, err.strip()) == (2, "error: Invalid paper: 'P001' (expected one of P000, P002, P003, P004, NN, FALAB)")
     code, _, err = _run_cli(["run", str(tmp_path / "nope.yaml")], capsys)
     assert code == 2 and "Invalid config path" in err
 
@@ -174,7 +174,7 @@ def test_console_script_exit_code():
     """The installed entry point itself (not just main()) exits with 2 and prints no traceback."""
     proc = subprocess.run([sys.executable, "-m", "falab.cli", "reproduce", "P9"], capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: Invalid paper: 'P9' (expected one of P000, P002, P003, P004, NN)"
+    assert proc.stderr.strip() == "error: Invalid paper: 'P9' (expected one of P000, P002, P003, P004, NN, FALAB)"
 
 
 @pytest.mark.parametrize("kind", ["usf", "frsf", "brsf"])

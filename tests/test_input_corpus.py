@@ -391,7 +391,7 @@ CORPUS: list[Case] = [
     Case("train/unknown option", ["train", "{cfg}", "--epochs", "3"], r"^error: No such option: --epochs.*\(see falab train --help\)$", config=TRAIN_BASE),
     Case("train/FALAB_THREADS bad", ["train", "{cfg}", "--out", "{tmp}/out"], r"^error: Invalid FALAB_THREADS: 'x' \(expected a positive integer\)$", config=TRAIN_BASE, env={"FALAB_THREADS": "x"}),
     # ------------------------------------------------------------------ reproduce (all refused before any experiment)
-    Case("reproduce/unknown paper", ["reproduce", "P001", "--out", "{tmp}/out"], r"^error: Invalid paper: 'P001' \(expected one of P000, P002, P003, P004, NN\)$"),
+    Case("reproduce/unknown paper", ["reproduce", "P001", "--out", "{tmp}/out"], r"^error: Invalid paper: 'P001' \(expected one of P000, P002, P003, P004, NN, FALAB\)$"),
     Case("reproduce/paper with spaces", ["reproduce", "P0 00", "--out", "{tmp}/out"], r"^error: Invalid paper: 'P0 00'"),
     Case("reproduce/seed -1", ["reproduce", "P004", "--seed=-1", "--out", "{tmp}/out"], r"^error: Invalid --seed: -1 " + SEED_MSG),
     Case("reproduce/seed 2**64", ["reproduce", "P004", "--seed", str(BIG), "--out", "{tmp}/out"], r"^error: Invalid --seed: 18446744073709551616 " + SEED_MSG),
